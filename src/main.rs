@@ -1,1 +1,435 @@
-fn main(){}
+//! The spanwatch binary: the command line (DESIGN.md §3), configuration, and the wiring of the
+//! capture sources, the analyzer pipeline and the metrics/event outputs. Library crates know no
+//! command line; this file knows no protocol.
+
+use analyzer::pipeline::{self, Options, Report};
+use analyzer::protocols::Config;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use metrics::events::EventWriter;
+use metrics::expo::Info;
+use metrics::{
+    slot, Counters, DecodeError, DropReason, EvictReason, Hub, LoginOutcome, Proto, Source,
+};
+use serde::Deserialize;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The capture the project made itself (in its lab) that `spanwatch read` analyzes by default.
+const DEFAULT_CAPTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/lab-default.pcap");
+
+#[derive(Parser)]
+#[command(
+    name = "spanwatch",
+    version,
+    about = "Network analyzer for a SPAN port: protocol sessions, cleartext FTP logins, capture timestamp anomalies"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Analyze pcap/pcapng files (gzip too) and print a summary.
+    Read(ReadArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+struct Common {
+    /// Analyzer threads (default: cores - 1, at least 1).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Speed of the capture link for timestamp checks: 1G, 10G, 25G …
+    #[arg(long, value_name = "SPEED")]
+    link_speed: Option<String>,
+    /// At the end, write the final metrics in Prometheus text format (- for stdout).
+    #[arg(long, value_name = "PATH|-")]
+    metrics_out: Option<String>,
+    /// Credential and anomaly events as NDJSON (- for stdout).
+    #[arg(long, value_name = "PATH|-")]
+    events: Option<String>,
+    /// Serve /metrics on this address while running.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Flow-table cap across workers; at the cap the oldest idle flows are evicted.
+    #[arg(long, value_name = "N")]
+    max_flows: Option<usize>,
+    /// Show FTP user names in events in clear (default: a keyed hash).
+    #[arg(long)]
+    log_usernames: bool,
+    /// File holding the key for user-name pseudonyms (default: a random key per run).
+    #[arg(long, value_name = "FILE")]
+    pseudonym_key: Option<PathBuf>,
+    /// TOML file with the same keys as the long options.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ReadArgs {
+    /// Capture files; none: the built-in sample capture.
+    #[arg(value_name = "FILE")]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+    /// Summary format on stdout.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    workers: Option<usize>,
+    link_speed: Option<String>,
+    metrics_out: Option<String>,
+    events: Option<String>,
+    listen: Option<String>,
+    max_flows: Option<usize>,
+    log_usernames: Option<bool>,
+    pseudonym_key: Option<PathBuf>,
+    format: Option<Format>,
+}
+
+/// A usage or input error: exit status 2 with one line.
+#[derive(Debug)]
+struct Usage(String);
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Usage {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Read(a) => read(a),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let usage = e.downcast_ref::<Usage>().is_some();
+            eprintln!("spanwatch: {e:#}");
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    Usage(msg.into()).into()
+}
+
+fn read(mut a: ReadArgs) -> anyhow::Result<()> {
+    let fc: FileConfig = match &a.common.config {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).map_err(|e| usage(format!("{}: {e}", p.display())))?;
+            toml::from_str(&text).map_err(|e| usage(format!("{}: {}", p.display(), e.message())))?
+        }
+        None => FileConfig::default(),
+    };
+    let c = &mut a.common;
+    let workers = c.workers.or(fc.workers).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .saturating_sub(1)
+            .max(1)
+    });
+    if workers == 0 || workers > 256 {
+        return Err(usage("--workers must be between 1 and 256"));
+    }
+    let speed_s = c
+        .link_speed
+        .clone()
+        .or(fc.link_speed)
+        .unwrap_or_else(|| "10G".into());
+    let link_bps = analyzer::timestamps::parse_link_speed(&speed_s).ok_or_else(|| {
+        usage(format!(
+            "--link-speed {speed_s}: expected a speed such as 1G, 10G, 25G"
+        ))
+    })?;
+    let metrics_out = c.metrics_out.clone().or(fc.metrics_out);
+    let events_path = c.events.clone().or(fc.events);
+    let listen = c.listen.clone().or(fc.listen);
+    let max_flows = c.max_flows.or(fc.max_flows).unwrap_or(1_000_000);
+    if max_flows == 0 {
+        return Err(usage("--max-flows must be at least 1"));
+    }
+    let format = a.format.or(fc.format).unwrap_or(Format::Text);
+    let mut cfg = Config {
+        log_usernames: c.log_usernames || fc.log_usernames.unwrap_or(false),
+        ..Config::default()
+    };
+    match c.pseudonym_key.clone().or(fc.pseudonym_key) {
+        Some(p) => {
+            let bytes = std::fs::read(&p).map_err(|e| usage(format!("{}: {e}", p.display())))?;
+            cfg.pseudonym_key = *blake3::hash(&bytes).as_bytes();
+        }
+        None => {
+            let mut seed = [0u8; 32];
+            getrandom(&mut seed);
+            cfg.pseudonym_key = seed;
+        }
+    }
+
+    let files = if a.files.is_empty() {
+        vec![PathBuf::from(DEFAULT_CAPTURE)]
+    } else {
+        a.files.clone()
+    };
+    let opened = pipeline::open_all(&files).map_err(|e| usage(e.to_string()))?;
+    let total: u64 = opened.iter().map(|f| f.size).sum();
+
+    let hub = Hub::new();
+    let info = Info {
+        labels: vec![
+            ("mode".into(), "read".into()),
+            ("clock".into(), "capture".into()),
+        ],
+    };
+    let server = match &listen {
+        Some(addr) => {
+            let s = metrics::http::Server::start(addr, hub.clone(), info.clone())
+                .map_err(|e| usage(e.to_string()))?;
+            eprintln!("spanwatch: serving metrics on http://{}/metrics", s.addr);
+            Some(s)
+        }
+        None => None,
+    };
+    let (writer, sink) = match &events_path {
+        Some(p) => {
+            let (w, s) = EventWriter::start(p, true).map_err(|e| usage(format!("{p}: {e}")))?;
+            (Some(w), s)
+        }
+        None => (None, metrics::events::EventSink::disabled()),
+    };
+
+    let bar = (std::io::stderr().is_terminal() && total > 32 << 20).then(|| {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} {wide_bar} {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let progress = |n: u64| {
+        if let Some(b) = &bar {
+            b.set_position(n);
+        }
+    };
+    let started = std::time::Instant::now();
+    let report = pipeline::run(
+        opened,
+        Options {
+            workers,
+            link_bps,
+            max_flows,
+            cfg,
+            events: sink,
+            hub: hub.clone(),
+        },
+        &progress,
+    );
+    let elapsed = started.elapsed();
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if let Some(w) = writer {
+        w.finish().context("writing events")?;
+    }
+    let snap = hub.snapshot();
+    if let Some(p) = &metrics_out {
+        let text = metrics::expo::render(&snap, &info);
+        if p == "-" {
+            std::io::stdout().write_all(text.as_bytes())?;
+        } else {
+            std::fs::write(p, text).with_context(|| format!("writing {p}"))?;
+        }
+    }
+    for f in &report.files {
+        if f.truncated_records > 0 {
+            eprintln!(
+                "spanwatch: {}: last record truncated (counted in spanwatch_capture_dropped_total)",
+                f.path
+            );
+        }
+        if let Some((off, why)) = &f.corrupt {
+            eprintln!(
+                "spanwatch: {}: {why} at byte {off}; the rest of the file was skipped",
+                f.path
+            );
+        }
+    }
+    if metrics_out.as_deref() != Some("-") && events_path.as_deref() != Some("-") {
+        match format {
+            Format::Text => print_text(&snap, &report, elapsed, workers),
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&summary_json(&snap, &report, elapsed, workers))?
+            ),
+        }
+    }
+    if let Some(s) = server {
+        s.stop();
+    }
+    Ok(())
+}
+
+fn getrandom(buf: &mut [u8]) {
+    // The pseudonym key only has to differ between runs; /dev/urandom is always there on Linux.
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        if f.read_exact(buf).is_ok() {
+            return;
+        }
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    buf.copy_from_slice(blake3::hash(&t.to_le_bytes()).as_bytes());
+}
+
+fn sessions(c: &Counters, p: Proto) -> (u64, u64) {
+    (
+        c.get(slot::sessions(p, false)),
+        c.get(slot::sessions(p, true)),
+    )
+}
+
+fn summary_json(
+    c: &Counters,
+    r: &Report,
+    elapsed: std::time::Duration,
+    workers: usize,
+) -> serde_json::Value {
+    let mut sess = serde_json::Map::new();
+    for p in Proto::ALL {
+        let (v4, v6) = sessions(c, p);
+        sess.insert(
+            p.as_str().into(),
+            serde_json::json!({"ipv4": v4, "ipv6": v6, "total": v4 + v6}),
+        );
+    }
+    let span = r.span();
+    serde_json::json!({
+        "files": r.files.iter().map(|f| serde_json::json!({
+            "path": f.path, "packets": f.frames, "truncated_records": f.truncated_records,
+            "corrupt": f.corrupt.as_ref().map(|(o, w)| serde_json::json!({"offset": o, "reason": w})),
+        })).collect::<Vec<_>>(),
+        "packets": c.get(slot::packets(Source::Pcap)),
+        "bytes": c.get(slot::bytes(Source::Pcap)),
+        "capture_start": span.map(|s| metrics::events::rfc3339(s.0)),
+        "capture_end": span.map(|s| metrics::events::rfc3339(s.1)),
+        "capture_seconds": span.map(|s| (s.1 - s.0) as f64 * 1e-9),
+        "elapsed_seconds": elapsed.as_secs_f64(),
+        "workers": workers,
+        "sessions": sess,
+        "ftp_logins": LoginOutcome::ALL.iter().map(|o| (o.as_str(), c.get(slot::ftp_login(*o)))).collect::<std::collections::BTreeMap<_,_>>(),
+        "tls_handshakes": c.get(slot::TLS_HANDSHAKES),
+        "tls_resumed": metrics::ResumeMethod::ALL.iter().map(|m| (m.as_str(), c.get(slot::tls_resumed(*m)))).collect::<std::collections::BTreeMap<_,_>>(),
+        "ocsp_stapled": c.get(slot::OCSP_STAPLED),
+        "http_requests": metrics::HttpKind::ALL.iter().map(|k| (k.as_str(), c.get(slot::http_request(*k)))).collect::<std::collections::BTreeMap<_,_>>(),
+        "timestamps": {
+            "negative_deltas": c.get(slot::ts_negative(Source::Pcap)),
+            "zero_deltas": c.get(slot::ts_zero(Source::Pcap)),
+            "impossible_spacing": c.get(slot::ts_impossible(Source::Pcap)),
+            "causality_violations": c.get(slot::ts_causality(Source::Pcap)),
+        },
+        "flows_evicted": EvictReason::ALL.iter().map(|r| (r.as_str(), c.get(slot::flows_evicted(*r)))).collect::<std::collections::BTreeMap<_,_>>(),
+        "not_analyzed": DecodeError::ALL.iter().map(|r| (r.as_str(), c.get(slot::decode_error(*r)))).collect::<std::collections::BTreeMap<_,_>>(),
+        "truncated_records": c.get(slot::capture_dropped(DropReason::TruncatedRecord, None)),
+    })
+}
+
+fn print_text(c: &Counters, r: &Report, elapsed: std::time::Duration, workers: usize) {
+    let packets = c.get(slot::packets(Source::Pcap));
+    let bytes = c.get(slot::bytes(Source::Pcap));
+    let names: Vec<&str> = r
+        .files
+        .iter()
+        .map(|f| f.path.rsplit('/').next().unwrap_or(&f.path))
+        .collect();
+    println!("spanwatch read: {}", names.join(", "));
+    println!("  packets   {packets}   bytes {bytes}");
+    if let Some((s, e)) = r.span() {
+        println!(
+            "  capture   {} → {}  ({:.3} s)",
+            metrics::events::rfc3339(s),
+            metrics::events::rfc3339(e),
+            (e - s) as f64 * 1e-9
+        );
+    }
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "  analyzed  in {:.3} s with {workers} worker(s): {:.0} packets/s",
+        secs,
+        packets as f64 / secs
+    );
+    println!();
+    println!(
+        "  {:<10} {:>8} {:>8} {:>8}",
+        "sessions", "IPv4", "IPv6", "total"
+    );
+    for p in Proto::ALL {
+        let (v4, v6) = sessions(c, p);
+        if v4 + v6 > 0 {
+            println!("  {:<10} {:>8} {:>8} {:>8}", p.as_str(), v4, v6, v4 + v6);
+        }
+    }
+    println!();
+    let logins: Vec<String> = LoginOutcome::ALL
+        .iter()
+        .map(|o| format!("{} {}", c.get(slot::ftp_login(*o)), o.as_str()))
+        .collect();
+    println!("  cleartext FTP logins: {}", logins.join(", "));
+    let resumed: u64 = metrics::ResumeMethod::ALL
+        .iter()
+        .map(|m| c.get(slot::tls_resumed(*m)))
+        .sum();
+    println!(
+        "  TLS: {} ClientHellos, {} resumed, {} stapled OCSP",
+        c.get(slot::TLS_HANDSHAKES),
+        resumed,
+        c.get(slot::OCSP_STAPLED)
+    );
+    let http: Vec<String> = metrics::HttpKind::ALL
+        .iter()
+        .map(|k| format!("{} {}", c.get(slot::http_request(*k)), k.as_str()))
+        .collect();
+    println!("  HTTP requests: {}", http.join(", "));
+    println!(
+        "  timestamps: {} negative deltas, {} zero deltas, {} impossible spacing, {} causality violations",
+        c.get(slot::ts_negative(Source::Pcap)),
+        c.get(slot::ts_zero(Source::Pcap)),
+        c.get(slot::ts_impossible(Source::Pcap)),
+        c.get(slot::ts_causality(Source::Pcap))
+    );
+    let na: u64 = DecodeError::ALL
+        .iter()
+        .map(|e| c.get(slot::decode_error(*e)))
+        .sum();
+    if na > 0 {
+        let parts: Vec<String> = DecodeError::ALL
+            .iter()
+            .filter(|e| c.get(slot::decode_error(**e)) > 0)
+            .map(|e| format!("{} {}", c.get(slot::decode_error(*e)), e.as_str()))
+            .collect();
+        println!("  not analyzed: {}", parts.join(", "));
+    }
+    let tr = c.get(slot::capture_dropped(DropReason::TruncatedRecord, None));
+    if tr > 0 {
+        println!("  truncated records: {tr}");
+    }
+}

@@ -1,1 +1,17 @@
-//! a
+//! spanwatch analyzer: everything between a captured frame and a counter. Read in pipeline order:
+//! `source` (files) → `decode` + `hash` + `timestamps` (reader thread) → `batch` (to workers) →
+//! `worker` (`flow` table, `frag` and `stream` reassembly, `protocols/*`) → counters and events.
+//! `pipeline` wires the threads for an offline read. This crate knows no command line and never
+//! imports the `xdp` crate.
+
+pub mod batch;
+pub mod decode;
+pub mod flow;
+pub mod frag;
+pub mod hash;
+pub mod pipeline;
+pub mod protocols;
+pub mod source;
+pub mod stream;
+pub mod timestamps;
+pub mod worker;

@@ -21,7 +21,9 @@ impl Default for Counters {
 
 impl Counters {
     pub fn new() -> Self {
-        Counters { v: vec![0; slot::TOTAL].into_boxed_slice() }
+        Counters {
+            v: vec![0; slot::TOTAL].into_boxed_slice(),
+        }
     }
     #[inline]
     pub fn inc(&mut self, slot: usize) {
@@ -45,7 +47,10 @@ impl Counters {
         self.v[base] += 1;
         self.v[base + 1] = self.v[base + 1].saturating_add(ns);
         // 28 bounds: a short linear scan beats a binary search on branch prediction here.
-        let i = IAT_BOUNDS_NS.iter().position(|&b| ns <= b).unwrap_or(IAT_BOUNDS_NS.len());
+        let i = IAT_BOUNDS_NS
+            .iter()
+            .position(|&b| ns <= b)
+            .unwrap_or(IAT_BOUNDS_NS.len());
         if i < IAT_BOUNDS_NS.len() {
             self.v[base + 2 + i] += 1;
         }
@@ -67,7 +72,9 @@ pub struct Shared {
 
 impl Shared {
     fn new() -> Self {
-        Shared { v: (0..slot::TOTAL).map(|_| AtomicU64::new(0)).collect() }
+        Shared {
+            v: (0..slot::TOTAL).map(|_| AtomicU64::new(0)).collect(),
+        }
     }
     /// Copies the producer's counters out. Values only grow, so a reader racing a publish sees
     /// each slot either before or after, never a decrease.
@@ -91,7 +98,10 @@ impl Hub {
     /// Registers a producer (at thread start, not per packet).
     pub fn register(&self) -> Arc<Shared> {
         let s = Arc::new(Shared::new());
-        self.producers.lock().unwrap_or_else(|e| e.into_inner()).push(s.clone());
+        self.producers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(s.clone());
         s
     }
     /// The sum of every producer's last publish.

@@ -32,7 +32,10 @@ pub struct EventSink {
 impl EventSink {
     /// A sink that discards everything (no `--events`).
     pub fn disabled() -> Self {
-        EventSink { tx: None, block: false }
+        EventSink {
+            tx: None,
+            block: false,
+        }
     }
     pub fn enabled(&self) -> bool {
         self.tx.is_some()
@@ -69,7 +72,11 @@ fn open(path: &PathBuf) -> std::io::Result<File> {
 impl EventWriter {
     /// `path` is a file name or "-" for stdout. `block`: producers wait instead of dropping.
     pub fn start(path: &str, block: bool) -> std::io::Result<(EventWriter, EventSink)> {
-        let target = if path == "-" { Target::Stdout } else { Target::File(PathBuf::from(path)) };
+        let target = if path == "-" {
+            Target::Stdout
+        } else {
+            Target::File(PathBuf::from(path))
+        };
         // Open once here so a bad path is reported before any packet is read.
         let first = match &target {
             Target::File(p) => Some(open(p)?),
@@ -81,13 +88,24 @@ impl EventWriter {
         let thread = std::thread::Builder::new()
             .name("events".into())
             .spawn(move || run(rx, target, first, r2))?;
-        Ok((EventWriter { thread: Some(thread), reopen }, EventSink { tx: Some(tx), block }))
+        Ok((
+            EventWriter {
+                thread: Some(thread),
+                reopen,
+            },
+            EventSink {
+                tx: Some(tx),
+                block,
+            },
+        ))
     }
 
     /// Waits for every sink to be dropped and the queue to drain; returns events written.
     pub fn finish(mut self) -> std::io::Result<u64> {
         match self.thread.take() {
-            Some(t) => t.join().unwrap_or_else(|_| Err(std::io::Error::other("event writer panicked"))),
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("event writer panicked"))),
             None => Ok(0),
         }
     }
@@ -128,7 +146,10 @@ mod tests {
 
     #[test]
     fn rfc3339_has_nanoseconds_and_utc() {
-        assert_eq!(rfc3339(1_500_000_000_123_456_789), "2017-07-14T02:40:00.123456789Z");
+        assert_eq!(
+            rfc3339(1_500_000_000_123_456_789),
+            "2017-07-14T02:40:00.123456789Z"
+        );
         assert_eq!(rfc3339(-1_000_000_000), "1969-12-31T23:59:59Z");
     }
 

@@ -20,7 +20,10 @@ impl Fam {
         f.set_name(name.to_string());
         f.set_help(help.to_string());
         f.set_field_type(t);
-        Fam { f, metrics: Vec::new() }
+        Fam {
+            f,
+            metrics: Vec::new(),
+        }
     }
     fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
         pairs
@@ -87,7 +90,11 @@ pub fn families(c: &Counters, info: &Info) -> Vec<MetricFamily> {
     use MetricType::{COUNTER, GAUGE, HISTOGRAM};
     let mut out = Vec::new();
 
-    let mut f = Fam::new("spanwatch_build_info", "spanwatch version and capture setup", GAUGE);
+    let mut f = Fam::new(
+        "spanwatch_build_info",
+        "spanwatch version and capture setup",
+        GAUGE,
+    );
     let mut pairs: Vec<(&str, &str)> = vec![("version", env!("CARGO_PKG_VERSION"))];
     pairs.extend(info.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     f.gauge(&pairs, 1.0);
@@ -98,7 +105,11 @@ pub fn families(c: &Counters, info: &Info) -> Vec<MetricFamily> {
         f.counter(&[("source", s.as_str())], c.get(slot::packets(s)));
     }
     f.done(&mut out);
-    let mut f = Fam::new("spanwatch_bytes_total", "Bytes taken in (wire length)", COUNTER);
+    let mut f = Fam::new(
+        "spanwatch_bytes_total",
+        "Bytes taken in (wire length)",
+        COUNTER,
+    );
     for s in Source::ALL {
         f.counter(&[("source", s.as_str())], c.get(slot::bytes(s)));
     }
@@ -111,7 +122,10 @@ pub fn families(c: &Counters, info: &Info) -> Vec<MetricFamily> {
     );
     for p in Proto::ALL {
         for (v6, v) in [(false, "4"), (true, "6")] {
-            f.counter(&[("protocol", p.as_str()), ("ip_version", v)], c.get(slot::sessions(p, v6)));
+            f.counter(
+                &[("protocol", p.as_str()), ("ip_version", v)],
+                c.get(slot::sessions(p, v6)),
+            );
         }
     }
     f.done(&mut out);
@@ -136,11 +150,18 @@ pub fn families(c: &Counters, info: &Info) -> Vec<MetricFamily> {
     }
     f.done(&mut out);
 
-    let mut f = Fam::new("spanwatch_tls_handshakes_total", "TLS ClientHellos seen over TCP", COUNTER);
+    let mut f = Fam::new(
+        "spanwatch_tls_handshakes_total",
+        "TLS ClientHellos seen over TCP",
+        COUNTER,
+    );
     f.counter(&[], c.get(slot::TLS_HANDSHAKES));
     f.done(&mut out);
-    let mut f =
-        Fam::new("spanwatch_tls_resumed_total", "TLS handshakes that resumed a session", COUNTER);
+    let mut f = Fam::new(
+        "spanwatch_tls_resumed_total",
+        "TLS handshakes that resumed a session",
+        COUNTER,
+    );
     for &m in ResumeMethod::ALL {
         f.counter(&[("method", m.as_str())], c.get(slot::tls_resumed(m)));
     }
@@ -153,26 +174,44 @@ pub fn families(c: &Counters, info: &Info) -> Vec<MetricFamily> {
     f.counter(&[], c.get(slot::OCSP_STAPLED));
     f.done(&mut out);
 
-    let mut f = Fam::new("spanwatch_http_requests_total", "HTTP/1.x requests seen", COUNTER);
+    let mut f = Fam::new(
+        "spanwatch_http_requests_total",
+        "HTTP/1.x requests seen",
+        COUNTER,
+    );
     for &k in HttpKind::ALL {
         f.counter(&[("kind", k.as_str())], c.get(slot::http_request(k)));
     }
     f.done(&mut out);
 
-    let mut f =
-        Fam::new("spanwatch_bfd_state_changes_total", "BFD session state transitions", COUNTER);
+    let mut f = Fam::new(
+        "spanwatch_bfd_state_changes_total",
+        "BFD session state transitions",
+        COUNTER,
+    );
     for &s in BfdState::ALL {
         f.counter(&[("state", s.as_str())], c.get(slot::bfd_state_change(s)));
     }
     f.done(&mut out);
-    let mut f = Fam::new("spanwatch_bfd_echo_packets_total", "BFD echo packets seen", COUNTER);
+    let mut f = Fam::new(
+        "spanwatch_bfd_echo_packets_total",
+        "BFD echo packets seen",
+        COUNTER,
+    );
     f.counter(&[], c.get(slot::BFD_ECHO));
     f.done(&mut out);
 
-    let mut f = Fam::new("spanwatch_ospf_packets_total", "OSPF packets by version and type", COUNTER);
+    let mut f = Fam::new(
+        "spanwatch_ospf_packets_total",
+        "OSPF packets by version and type",
+        COUNTER,
+    );
     for (v3, v) in [(false, "2"), (true, "3")] {
         for &t in OspfType::ALL {
-            f.counter(&[("version", v), ("type", t.as_str())], c.get(slot::ospf_packets(v3, t)));
+            f.counter(
+                &[("version", v), ("type", t.as_str())],
+                c.get(slot::ospf_packets(v3, t)),
+            );
         }
     }
     f.done(&mut out);
@@ -259,15 +298,19 @@ pub fn families(c: &Counters, info: &Info) -> Vec<MetricFamily> {
     let mut f = Fam::new("spanwatch_flows_active", "Flows held now", GAUGE);
     f.gauge(&[], c.get(slot::FLOWS_ACTIVE) as f64);
     f.done(&mut out);
-    let mut f = Fam::new("spanwatch_flows_evicted_total", "Flows dropped from the table", COUNTER);
+    let mut f = Fam::new(
+        "spanwatch_flows_evicted_total",
+        "Flows dropped from the table",
+        COUNTER,
+    );
     for &r in EvictReason::ALL {
         f.counter(&[("reason", r.as_str())], c.get(slot::flows_evicted(r)));
     }
     f.done(&mut out);
 
     let mut f = Fam::new(
-        "spanwatch_decode_errors_total",
-        "Packets that could not be decoded to a flow",
+        "spanwatch_packets_not_analyzed_total",
+        "Packets taken in but not analyzed as IP traffic, by cause",
         COUNTER,
     );
     for &e in DecodeError::ALL {
@@ -328,7 +371,9 @@ mod tests {
         c.observe_ns(slot::iat_hist(Source::Pcap), 1500);
         let text = render(&c, &Info::default());
         assert!(text.contains("spanwatch_sessions_total{protocol=\"ftp\",ip_version=\"6\"} 3"));
-        assert!(text.contains("spanwatch_packet_interarrival_seconds_bucket{source=\"pcap\",le=\"0.000002\"} 1"));
+        assert!(text.contains(
+            "spanwatch_packet_interarrival_seconds_bucket{source=\"pcap\",le=\"0.000002\"} 1"
+        ));
         assert!(text.contains("# TYPE spanwatch_flows_active gauge"));
     }
 }

@@ -23,12 +23,14 @@ pub struct ListenError {
 
 impl Server {
     pub fn start(addr: &str, hub: Hub, info: Info) -> Result<Server, ListenError> {
-        let server = tiny_http::Server::http(addr)
-            .map_err(|e| ListenError { addr: addr.to_string(), reason: e.to_string() })?;
-        let local = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| ListenError { addr: addr.to_string(), reason: "not an IP socket".into() })?;
+        let server = tiny_http::Server::http(addr).map_err(|e| ListenError {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?;
+        let local = server.server_addr().to_ip().ok_or_else(|| ListenError {
+            addr: addr.to_string(),
+            reason: "not an IP socket".into(),
+        })?;
         let server = Arc::new(server);
         let s2 = server.clone();
         let thread = std::thread::Builder::new()
@@ -46,16 +48,23 @@ impl Server {
                             .expect("static header");
                             tiny_http::Response::from_string(body).with_header(ct)
                         }
-                        (tiny_http::Method::Get, "/") => tiny_http::Response::from_string(
-                            "spanwatch: metrics at /metrics\n",
-                        ),
+                        (tiny_http::Method::Get, "/") => {
+                            tiny_http::Response::from_string("spanwatch: metrics at /metrics\n")
+                        }
                         _ => tiny_http::Response::from_string("not found\n").with_status_code(404),
                     };
                     let _ = req.respond(resp);
                 }
             })
-            .map_err(|e| ListenError { addr: addr.to_string(), reason: e.to_string() })?;
-        Ok(Server { server, thread: Some(thread), addr: local })
+            .map_err(|e| ListenError {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(Server {
+            server,
+            thread: Some(thread),
+            addr: local,
+        })
     }
 
     pub fn stop(mut self) {

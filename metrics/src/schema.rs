@@ -72,7 +72,10 @@ impl Proto {
         Self::NAMES[self as usize]
     }
     pub fn from_name(s: &str) -> Option<Proto> {
-        Self::NAMES.iter().position(|n| *n == s).map(|i| Self::ALL[i])
+        Self::NAMES
+            .iter()
+            .position(|n| *n == s)
+            .map(|i| Self::ALL[i])
     }
 }
 
@@ -124,6 +127,7 @@ label_enum!(
     /// `reason` a packet was lost before analysis.
     DropReason {
         TruncatedRecord = "truncated_record",
+        CorruptRecord = "corrupt_record",
         QueueFull = "queue_full",
         XdpRxDropped = "xdp_rx_dropped",
         XdpRxInvalidDescs = "xdp_rx_invalid_descs",

@@ -1,0 +1,486 @@
+//! Packet decode on the reader/rx thread: link layer (Ethernet with 802.1Q/QinQ, Linux cooked SLL
+//! and SLL2, raw IP, BSD loopback) through IPv4/IPv6 (extension headers, fragments) to TCP, UDP,
+//! ICMP and ICMPv6, with `etherparse` slices (no copy). The strict parser runs first; only a packet
+//! it rejects (a snaplen-truncated frame, say) pays for the lax one. The result is a small `Copy`
+//! struct plus the L4 payload slice; the flow hashes are computed here, once.
+
+use crate::hash::{flow_hash, shard_hash};
+use etherparse::{
+    EtherType, IpNumber, Ipv6ExtensionSlice, LaxNetSlice, LaxSlicedPacket, NetSlice, SlicedPacket,
+    TransportSlice,
+};
+use metrics::DecodeError;
+
+/// pcap LINKTYPE_* values this decoder accepts.
+pub mod link {
+    pub const NULL: u32 = 0;
+    pub const ETHERNET: u32 = 1;
+    pub const RAW: u32 = 101;
+    pub const RAW_BSD1: u32 = 12;
+    pub const RAW_BSD2: u32 = 14;
+    pub const LOOP: u32 = 108;
+    pub const LINUX_SLL: u32 = 113;
+    pub const IPV4: u32 = 228;
+    pub const IPV6: u32 = 229;
+    pub const LINUX_SLL2: u32 = 276;
+
+    pub fn supported(l: u32) -> bool {
+        matches!(
+            l,
+            NULL | ETHERNET
+                | RAW
+                | RAW_BSD1
+                | RAW_BSD2
+                | LOOP
+                | LINUX_SLL
+                | IPV4
+                | IPV6
+                | LINUX_SLL2
+        )
+    }
+}
+
+/// What lies above IP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum L4 {
+    Tcp,
+    Udp,
+    Icmp,
+    /// An IP fragment; the payload is the fragment's bytes, reassembled on the worker.
+    Fragment,
+    /// Another IP protocol (OSPF, ESP, GRE …); the payload is the IP payload.
+    #[default]
+    OtherIp,
+}
+
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+}
+
+/// The decoded headers of one packet. Addresses are 16 bytes; IPv4 uses the first 4.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Decoded {
+    pub l4: L4,
+    pub v6: bool,
+    /// IP protocol number (for a fragment: of the fragmented payload).
+    pub proto: u8,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    /// TCP/UDP ports; for ICMP echo both hold the identifier, for other ICMP both are 0.
+    pub sport: u16,
+    pub dport: u16,
+    pub tcp_flags: u8,
+    pub seq: u32,
+    pub ack: u32,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    pub frag_id: u32,
+    /// Fragment offset in bytes.
+    pub frag_off: u32,
+    pub frag_more: bool,
+    /// Worker selection hash (unordered address pair; for an ICMP error, that of the quoted packet).
+    pub shard: u64,
+    /// Flow-table hash (unordered 5-tuple).
+    pub flow: u64,
+}
+
+impl Decoded {
+    pub fn src_ip(&self) -> std::net::IpAddr {
+        ip(&self.src, self.v6)
+    }
+    pub fn dst_ip(&self) -> std::net::IpAddr {
+        ip(&self.dst, self.v6)
+    }
+    pub fn is_icmp_error(&self) -> bool {
+        self.l4 == L4::Icmp && icmp_error_kind(self.v6, self.icmp_type).is_some()
+    }
+    pub(crate) fn finish_hashes(&mut self) {
+        self.shard = shard_hash(&self.src, &self.dst);
+        self.flow = flow_hash(self.shard, self.sport, self.dport, self.proto);
+    }
+}
+
+pub fn ip(a: &[u8; 16], v6: bool) -> std::net::IpAddr {
+    if v6 {
+        std::net::IpAddr::V6((*a).into())
+    } else {
+        std::net::IpAddr::V4([a[0], a[1], a[2], a[3]].into())
+    }
+}
+
+/// ICMP error types (RFC 792, RFC 4443 §3) by their label.
+pub fn icmp_error_kind(v6: bool, t: u8) -> Option<metrics::IcmpError> {
+    use metrics::IcmpError::*;
+    if v6 {
+        match t {
+            1 => Some(DestUnreachable),
+            2 => Some(PacketTooBig),
+            3 => Some(TimeExceeded),
+            4 => Some(ParameterProblem),
+            137 => Some(Redirect),
+            _ => None,
+        }
+    } else {
+        match t {
+            3 => Some(DestUnreachable),
+            4 => Some(SourceQuench),
+            5 => Some(Redirect),
+            11 => Some(TimeExceeded),
+            12 => Some(ParameterProblem),
+            _ => None,
+        }
+    }
+}
+
+fn is_echo(v6: bool, t: u8) -> bool {
+    if v6 {
+        matches!(t, 128 | 129)
+    } else {
+        matches!(t, 0 | 8)
+    }
+}
+
+struct Net<'a> {
+    v6: bool,
+    src: [u8; 16],
+    dst: [u8; 16],
+    proto: u8,
+    frag: Option<(u32, u32, bool)>,
+    payload: &'a [u8],
+}
+
+fn v4(a: [u8; 4]) -> [u8; 16] {
+    let mut o = [0u8; 16];
+    o[..4].copy_from_slice(&a);
+    o
+}
+
+fn v6_frag<'a>(exts: impl IntoIterator<Item = Ipv6ExtensionSlice<'a>>) -> Option<(u32, u32, bool)> {
+    exts.into_iter().find_map(|e| match e {
+        Ipv6ExtensionSlice::Fragment(f) => Some((
+            f.identification(),
+            f.fragment_offset().value() as u32 * 8,
+            f.more_fragments(),
+        )),
+        _ => None,
+    })
+}
+
+fn from_strict<'a>(p: &SlicedPacket<'a>) -> Option<Net<'a>> {
+    match &p.net {
+        Some(NetSlice::Ipv4(s)) => {
+            let h = s.header();
+            let pl = s.payload();
+            Some(Net {
+                v6: false,
+                src: v4(h.source()),
+                dst: v4(h.destination()),
+                proto: pl.ip_number.0,
+                frag: pl.fragmented.then(|| {
+                    (
+                        h.identification() as u32,
+                        h.fragments_offset().value() as u32 * 8,
+                        h.more_fragments(),
+                    )
+                }),
+                payload: pl.payload,
+            })
+        }
+        Some(NetSlice::Ipv6(s)) => {
+            let h = s.header();
+            let pl = s.payload();
+            Some(Net {
+                v6: true,
+                src: h.source(),
+                dst: h.destination(),
+                proto: pl.ip_number.0,
+                frag: if pl.fragmented {
+                    v6_frag(s.extensions().clone())
+                } else {
+                    None
+                },
+                payload: pl.payload,
+            })
+        }
+        _ => None,
+    }
+}
+
+fn from_lax<'a>(p: &LaxSlicedPacket<'a>) -> Option<Net<'a>> {
+    match &p.net {
+        Some(LaxNetSlice::Ipv4(s)) => {
+            let h = s.header();
+            let pl = s.payload();
+            Some(Net {
+                v6: false,
+                src: v4(h.source()),
+                dst: v4(h.destination()),
+                proto: pl.ip_number.0,
+                frag: pl.fragmented.then(|| {
+                    (
+                        h.identification() as u32,
+                        h.fragments_offset().value() as u32 * 8,
+                        h.more_fragments(),
+                    )
+                }),
+                payload: pl.payload,
+            })
+        }
+        Some(LaxNetSlice::Ipv6(s)) => {
+            let h = s.header();
+            let pl = s.payload();
+            Some(Net {
+                v6: true,
+                src: h.source(),
+                dst: h.destination(),
+                proto: pl.ip_number.0,
+                frag: if pl.fragmented {
+                    v6_frag(s.extensions().clone())
+                } else {
+                    None
+                },
+                payload: pl.payload,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Fills `d` from the network and transport layers; returns the L4 payload.
+fn finish<'a>(
+    net: Net<'a>,
+    transport: Option<&TransportSlice<'a>>,
+    d: &mut Decoded,
+) -> Result<&'a [u8], DecodeError> {
+    d.v6 = net.v6;
+    d.src = net.src;
+    d.dst = net.dst;
+    d.proto = net.proto;
+    if let Some((id, off, more)) = net.frag {
+        d.l4 = L4::Fragment;
+        d.frag_id = id;
+        d.frag_off = off;
+        d.frag_more = more;
+        // Fragments of one datagram must meet on one worker: shard and key by addresses only.
+        d.finish_hashes();
+        return Ok(net.payload);
+    }
+    let payload = match (net.proto, transport) {
+        (6, Some(TransportSlice::Tcp(t))) => {
+            d.l4 = L4::Tcp;
+            d.sport = t.source_port();
+            d.dport = t.destination_port();
+            d.seq = t.sequence_number();
+            d.ack = t.acknowledgment_number();
+            use tcp_flags::*;
+            d.tcp_flags = (t.fin() as u8 * FIN)
+                | (t.syn() as u8 * SYN)
+                | (t.rst() as u8 * RST)
+                | (t.psh() as u8 * PSH)
+                | (t.ack() as u8 * ACK);
+            t.payload()
+        }
+        (17, Some(TransportSlice::Udp(u))) => {
+            d.l4 = L4::Udp;
+            d.sport = u.source_port();
+            d.dport = u.destination_port();
+            u.payload()
+        }
+        (1, Some(TransportSlice::Icmpv4(i))) => {
+            d.l4 = L4::Icmp;
+            d.icmp_type = i.type_u8();
+            d.icmp_code = i.code_u8();
+            icmp_ids(d, i.bytes5to8());
+            i.payload()
+        }
+        (58, Some(TransportSlice::Icmpv6(i))) => {
+            d.l4 = L4::Icmp;
+            d.icmp_type = i.type_u8();
+            d.icmp_code = i.code_u8();
+            icmp_ids(d, i.bytes5to8());
+            i.payload()
+        }
+        (6 | 17 | 1 | 58, _) => return Err(DecodeError::Truncated),
+        _ => {
+            d.l4 = L4::OtherIp;
+            net.payload
+        }
+    };
+    d.finish_hashes();
+    if d.proto == 89 {
+        // OSPF Hellos go to multicast: every OSPF packet meets on one worker, where adjacencies are paired.
+        d.shard = 0x0589_0589_0589_0589;
+    }
+    if d.is_icmp_error() {
+        // Send the error to the worker that holds the flow it quotes.
+        if let Some(q) = decode_quoted(payload) {
+            d.shard = q.shard;
+        }
+    }
+    Ok(payload)
+}
+
+fn icmp_ids(d: &mut Decoded, b5to8: [u8; 4]) {
+    if is_echo(d.v6, d.icmp_type) {
+        let id = u16::from_be_bytes([b5to8[0], b5to8[1]]);
+        d.sport = id;
+        d.dport = id;
+    }
+}
+
+/// Decodes one captured frame of link type `link`.
+pub fn decode(link: u32, frame: &[u8]) -> Result<(Decoded, &[u8]), DecodeError> {
+    let mut d = Decoded::default();
+    let strict = match link {
+        link::ETHERNET => SlicedPacket::from_ethernet(frame),
+        link::LINUX_SLL => SlicedPacket::from_linux_sll(frame),
+        link::LINUX_SLL2 => match sll2_split(frame) {
+            Some((et, rest)) => SlicedPacket::from_ether_type(et, rest),
+            None => return Err(DecodeError::Truncated),
+        },
+        link::RAW | link::RAW_BSD1 | link::RAW_BSD2 | link::IPV4 | link::IPV6 => {
+            SlicedPacket::from_ip(frame)
+        }
+        link::NULL | link::LOOP => match frame.get(4..) {
+            Some(rest) => SlicedPacket::from_ip(rest),
+            None => return Err(DecodeError::Truncated),
+        },
+        _ => return Err(DecodeError::UnsupportedLink),
+    };
+    if let Ok(p) = &strict {
+        return match from_strict(p) {
+            Some(net) => finish(net, p.transport.as_ref(), &mut d).map(|pl| (d, pl)),
+            None => Err(DecodeError::NonIp),
+        };
+    }
+    // The strict parser refused: try the lax one (truncated captures keep what they have).
+    let lax = match link {
+        link::ETHERNET => LaxSlicedPacket::from_ethernet(frame).ok(),
+        link::LINUX_SLL => frame.get(16..).map(|rest| {
+            LaxSlicedPacket::from_ether_type(
+                EtherType(u16::from_be_bytes([frame[14], frame[15]])),
+                rest,
+            )
+        }),
+        link::LINUX_SLL2 => {
+            sll2_split(frame).map(|(et, rest)| LaxSlicedPacket::from_ether_type(et, rest))
+        }
+        link::NULL | link::LOOP => frame
+            .get(4..)
+            .and_then(|r| LaxSlicedPacket::from_ip(r).ok()),
+        _ => LaxSlicedPacket::from_ip(frame).ok(),
+    };
+    match lax.as_ref().and_then(|p| from_lax(p).map(|n| (n, p))) {
+        Some((net, p)) => finish(net, p.transport.as_ref(), &mut d).map(|pl| (d, pl)),
+        None => match lax.map(|p| p.net.is_none() && p.stop_err.is_none()) {
+            Some(true) => Err(DecodeError::NonIp),
+            Some(false) => Err(DecodeError::Truncated),
+            None => Err(DecodeError::Malformed),
+        },
+    }
+}
+
+fn sll2_split(frame: &[u8]) -> Option<(EtherType, &[u8])> {
+    // SLL2: protocol type (2), reserved (2), ifindex (4), arphrd (2), pkttype (1), addr len (1), addr (8).
+    let rest = frame.get(20..)?;
+    Some((EtherType(u16::from_be_bytes([frame[0], frame[1]])), rest))
+}
+
+/// The packet an ICMP error quotes (IP header and the start of its payload), decoded as far as it
+/// goes. The result's src/dst are those of the quoted packet (the original sender first).
+pub fn decode_quoted(bytes: &[u8]) -> Option<Decoded> {
+    let p = LaxSlicedPacket::from_ip(bytes).ok()?;
+    let net = from_lax(&p)?;
+    let mut d = Decoded {
+        v6: net.v6,
+        src: net.src,
+        dst: net.dst,
+        proto: net.proto,
+        ..Decoded::default()
+    };
+    d.l4 = L4::OtherIp;
+    // Ports sit in the first 4 bytes of a TCP or UDP header, which RFC 792 guarantees are quoted.
+    if matches!(net.proto, 6 | 17) && net.frag.is_none_or(|f| f.1 == 0) && net.payload.len() >= 4 {
+        d.l4 = if net.proto == 6 { L4::Tcp } else { L4::Udp };
+        d.sport = u16::from_be_bytes([net.payload[0], net.payload[1]]);
+        d.dport = u16::from_be_bytes([net.payload[2], net.payload[3]]);
+    }
+    d.finish_hashes();
+    Some(d)
+}
+
+/// The L4 payload of a quoted packet, after its UDP header (for content checks on quoted UDP).
+pub fn quoted_udp_payload(bytes: &[u8]) -> Option<&[u8]> {
+    let p = LaxSlicedPacket::from_ip(bytes).ok()?;
+    let net = from_lax(&p)?;
+    if net.proto == IpNumber::UDP.0 {
+        net.payload.get(8..)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn udp_frame(payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .single_vlan(10.into())
+            .ipv4([198, 18, 0, 1], [198, 18, 0, 2], 64)
+            .udp(5353, 5353);
+        let mut v = Vec::new();
+        b.write(&mut v, payload).unwrap();
+        v
+    }
+
+    #[test]
+    fn vlan_udp() {
+        let f = udp_frame(b"hello");
+        let (d, pl) = decode(link::ETHERNET, &f).unwrap();
+        assert_eq!(d.l4, L4::Udp);
+        assert_eq!((d.sport, d.dport), (5353, 5353));
+        assert_eq!(pl, b"hello");
+        assert_eq!(d.src_ip().to_string(), "198.18.0.1");
+    }
+
+    #[test]
+    fn truncated_frame_is_lax_decoded() {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv6(
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                64,
+            )
+            .tcp(40000, 21, 1000, 65535);
+        let mut v = Vec::new();
+        b.write(&mut v, b"USER alice\r\n").unwrap();
+        v.truncate(v.len() - 4);
+        let (d, pl) = decode(link::ETHERNET, &v).unwrap();
+        assert_eq!(d.l4, L4::Tcp);
+        assert!(d.v6);
+        assert_eq!(pl, b"USER al");
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for len in 0..80 {
+            let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            for l in [
+                link::ETHERNET,
+                link::RAW,
+                link::LINUX_SLL,
+                link::LINUX_SLL2,
+                link::NULL,
+                999,
+            ] {
+                let _ = decode(l, &junk);
+            }
+        }
+    }
+}

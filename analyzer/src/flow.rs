@@ -1,0 +1,397 @@
+//! The per-worker flow table: a slab of flows indexed by a `hashbrown::HashTable` keyed with the
+//! hash computed on the reader (never rehashed), and three intrusive LRU lists (TCP, other, closed)
+//! ordered by last packet time, so expiry and pressure eviction look only at list heads.
+//! Timeouts are in packet time (DESIGN.md §5): TCP 300 s, UDP and others 60 s, and a short linger
+//! after FIN/RST so retransmissions still find their flow.
+
+use crate::decode::{Decoded, L4};
+use crate::protocols::Session;
+use hashbrown::HashTable;
+use metrics::Proto;
+
+pub const TCP_TIMEOUT_NS: i64 = 300_000_000_000;
+pub const UDP_TIMEOUT_NS: i64 = 60_000_000_000;
+pub const CLOSED_LINGER_NS: i64 = 5_000_000_000;
+
+const NIL: u32 = u32::MAX;
+pub const LIST_TCP: u8 = 0;
+pub const LIST_OTHER: u8 = 1;
+pub const LIST_CLOSED: u8 = 2;
+const TIMEOUTS: [i64; 3] = [TCP_TIMEOUT_NS, UDP_TIMEOUT_NS, CLOSED_LINGER_NS];
+
+/// The canonical (direction-free) identity of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FlowKey {
+    pub a: [u8; 16],
+    pub b: [u8; 16],
+    pub pa: u16,
+    pub pb: u16,
+    pub proto: u8,
+    pub v6: bool,
+}
+
+impl FlowKey {
+    /// The key of a packet and whether the packet's source is endpoint `a`.
+    #[inline]
+    pub fn of(d: &Decoded) -> (FlowKey, bool) {
+        let src_first = (d.src, d.sport) <= (d.dst, d.dport);
+        let (a, pa, b, pb) = if src_first {
+            (d.src, d.sport, d.dst, d.dport)
+        } else {
+            (d.dst, d.dport, d.src, d.sport)
+        };
+        (
+            FlowKey {
+                a,
+                b,
+                pa,
+                pb,
+                proto: d.proto,
+                v6: d.v6,
+            },
+            src_first,
+        )
+    }
+}
+
+/// Per-direction memory for the causality check: the latest unacknowledged data segment.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct SentData {
+    pub end_seq: u32,
+    pub ts: i64,
+    pub valid: bool,
+}
+
+/// Classification progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Class {
+    #[default]
+    Unknown,
+    Known(Proto),
+}
+
+#[derive(Default)]
+pub struct Flow {
+    pub key: FlowKey,
+    pub hash: u64,
+    pub l4: L4,
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub class: Class,
+    /// Endpoint `a` opened the flow (sent the first packet, or the SYN).
+    pub client_is_a: bool,
+    /// Probes that said No (bit per registry index) and each probe's private byte.
+    pub rejected: u32,
+    pub memo: [u8; 16],
+    pub payload_pkts: u16,
+    /// FIN seen from a / from b; RST seen.
+    pub fin: [bool; 2],
+    pub rst: bool,
+    /// Indexed by "sent by a" (0: by b, 1: by a).
+    pub sent: [SentData; 2],
+    pub session: Option<Box<dyn Session>>,
+    /// The session wants no more packets.
+    pub session_done: bool,
+    list: u8,
+    prev: u32,
+    next: u32,
+    live: bool,
+}
+
+/// Why a flow left the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Timeout,
+    Pressure,
+    Closed,
+    EndOfInput,
+}
+
+pub struct FlowTable {
+    slab: Vec<Flow>,
+    free: Vec<u32>,
+    index: HashTable<u32>,
+    heads: [u32; 3],
+    tails: [u32; 3],
+    len: usize,
+    cap: usize,
+}
+
+impl FlowTable {
+    pub fn new(cap: usize) -> Self {
+        FlowTable {
+            slab: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            heads: [NIL; 3],
+            tails: [NIL; 3],
+            len: 0,
+            cap: cap.max(1),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn get(&mut self, i: u32) -> &mut Flow {
+        &mut self.slab[i as usize]
+    }
+
+    #[inline]
+    pub fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
+        let slab = &self.slab;
+        self.index
+            .find(hash, |&i| slab[i as usize].key == *key)
+            .copied()
+    }
+
+    /// True when inserting would exceed the cap (the caller evicts first).
+    pub fn full(&self) -> bool {
+        self.len >= self.cap
+    }
+
+    pub fn insert(&mut self, key: FlowKey, hash: u64, l4: L4, ts: i64, client_is_a: bool) -> u32 {
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slab.push(Flow::default());
+                (self.slab.len() - 1) as u32
+            }
+        };
+        let list = if l4 == L4::Tcp { LIST_TCP } else { LIST_OTHER };
+        self.slab[i as usize] = Flow {
+            key,
+            hash,
+            l4,
+            first_ts: ts,
+            last_ts: ts,
+            client_is_a,
+            live: true,
+            list,
+            prev: NIL,
+            next: NIL,
+            ..Flow::default()
+        };
+        let slab = &self.slab;
+        self.index
+            .insert_unique(hash, i, |&j| slab[j as usize].hash);
+        self.link_tail(i, list);
+        self.len += 1;
+        i
+    }
+
+    /// Records a packet at `ts` on flow `i` (moves it to the tail of its list).
+    #[inline]
+    pub fn touch(&mut self, i: u32, ts: i64) {
+        let f = &mut self.slab[i as usize];
+        if ts > f.last_ts {
+            f.last_ts = ts;
+        }
+        let list = f.list;
+        if self.tails[list as usize] != i {
+            self.unlink(i);
+            self.link_tail(i, list);
+        }
+    }
+
+    /// Moves a flow to the closed list (after FIN from both sides, or RST).
+    pub fn mark_closed(&mut self, i: u32) {
+        if self.slab[i as usize].list != LIST_CLOSED {
+            self.unlink(i);
+            self.slab[i as usize].list = LIST_CLOSED;
+            self.link_tail(i, LIST_CLOSED);
+        }
+    }
+
+    pub fn is_closed(&self, i: u32) -> bool {
+        self.slab[i as usize].list == LIST_CLOSED
+    }
+
+    /// Takes out the next flow idle past its timeout at `now`, if any.
+    pub fn pop_expired(&mut self, now: i64) -> Option<(Flow, Exit)> {
+        for list in [LIST_CLOSED, LIST_OTHER, LIST_TCP] {
+            let h = self.heads[list as usize];
+            if h != NIL
+                && now.saturating_sub(self.slab[h as usize].last_ts) > TIMEOUTS[list as usize]
+            {
+                let exit = if list == LIST_CLOSED {
+                    Exit::Closed
+                } else {
+                    Exit::Timeout
+                };
+                return Some((self.remove(h), exit));
+            }
+        }
+        None
+    }
+
+    /// Takes out the flow idle the longest (for pressure eviction).
+    pub fn pop_oldest(&mut self) -> Option<Flow> {
+        let mut best: Option<u32> = None;
+        for list in [LIST_CLOSED, LIST_OTHER, LIST_TCP] {
+            let h = self.heads[list as usize];
+            if h == NIL {
+                continue;
+            }
+            if list == LIST_CLOSED {
+                best = Some(h); // a closed flow goes first whatever its age
+                break;
+            }
+            if best.is_none_or(|b| self.slab[h as usize].last_ts < self.slab[b as usize].last_ts) {
+                best = Some(h);
+            }
+        }
+        best.map(|i| self.remove(i))
+    }
+
+    /// Takes out any flow (to drain the table at the end of input).
+    pub fn pop_any(&mut self) -> Option<Flow> {
+        let h = self.heads.iter().copied().find(|&h| h != NIL)?;
+        Some(self.remove(h))
+    }
+
+    pub fn remove(&mut self, i: u32) -> Flow {
+        self.unlink(i);
+        let hash = self.slab[i as usize].hash;
+        if let Ok(e) = self.index.find_entry(hash, |&j| j == i) {
+            e.remove();
+        }
+        let f = std::mem::take(&mut self.slab[i as usize]);
+        self.free.push(i);
+        self.len -= 1;
+        f
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (list, prev, next) = {
+            let f = &self.slab[i as usize];
+            (f.list as usize, f.prev, f.next)
+        };
+        if prev == NIL {
+            self.heads[list] = next;
+        } else {
+            self.slab[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.tails[list] = prev;
+        } else {
+            self.slab[next as usize].prev = prev;
+        }
+        let f = &mut self.slab[i as usize];
+        f.prev = NIL;
+        f.next = NIL;
+    }
+
+    fn link_tail(&mut self, i: u32, list: u8) {
+        let l = list as usize;
+        let tail = self.tails[l];
+        {
+            let f = &mut self.slab[i as usize];
+            f.list = list;
+            f.prev = tail;
+            f.next = NIL;
+        }
+        if tail == NIL {
+            self.heads[l] = i;
+        } else {
+            self.slab[tail as usize].next = i;
+        }
+        self.tails[l] = i;
+    }
+
+    /// Checks the table's invariants (tests).
+    pub fn check(&self) -> Result<(), String> {
+        let mut n = 0;
+        for l in 0..3 {
+            let mut i = self.heads[l];
+            let mut prev = NIL;
+            while i != NIL {
+                let f = &self.slab[i as usize];
+                if !f.live || f.list as usize != l || f.prev != prev {
+                    return Err(format!("bad link at {i}"));
+                }
+                if self.find(f.hash, &f.key) != Some(i) {
+                    return Err(format!("flow {i} not indexed"));
+                }
+                prev = i;
+                i = f.next;
+                n += 1;
+            }
+            if self.tails[l] != prev {
+                return Err(format!("bad tail of list {l}"));
+            }
+        }
+        if n != self.len || self.index.len() != self.len {
+            return Err(format!(
+                "len {} lists {} index {}",
+                self.len,
+                n,
+                self.index.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key(n: u32) -> (FlowKey, u64) {
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&n.to_be_bytes());
+        let k = FlowKey {
+            a,
+            b: [9; 16],
+            pa: 1,
+            pb: 2,
+            proto: 17,
+            v6: false,
+        };
+        (
+            k,
+            crate::hash::flow_hash(crate::hash::shard_hash(&a, &[9; 16]), 1, 2, 17),
+        )
+    }
+
+    #[test]
+    fn expiry_in_packet_time() {
+        let mut t = FlowTable::new(10);
+        let (k, h) = key(1);
+        let i = t.insert(k, h, L4::Udp, 0, true);
+        assert_eq!(t.find(h, &k), Some(i));
+        assert!(t.pop_expired(UDP_TIMEOUT_NS).is_none());
+        let (f, why) = t.pop_expired(UDP_TIMEOUT_NS + 1).unwrap();
+        assert_eq!((f.key, why), (k, Exit::Timeout));
+        assert!(t.is_empty());
+        t.check().unwrap();
+    }
+
+    proptest! {
+        #[test]
+        fn invariants_hold(ops in proptest::collection::vec((0u8..5, 0u32..64, 0i64..1_000_000_000_000), 1..400)) {
+            let mut t = FlowTable::new(32);
+            for (op, n, ts) in ops {
+                let (k, h) = key(n);
+                match op {
+                    0 | 1 => match t.find(h, &k) {
+                        Some(i) => t.touch(i, ts),
+                        None => {
+                            if t.full() { t.pop_oldest(); }
+                            t.insert(k, h, if n % 2 == 0 { L4::Tcp } else { L4::Udp }, ts, true);
+                        }
+                    },
+                    2 => { while t.pop_expired(ts).is_some() {} }
+                    3 => if let Some(i) = t.find(h, &k) { t.mark_closed(i) },
+                    _ => if let Some(i) = t.find(h, &k) { t.remove(i); },
+                }
+                prop_assert!(t.len() <= 32);
+                prop_assert_eq!(t.check(), Ok(()));
+            }
+        }
+    }
+}

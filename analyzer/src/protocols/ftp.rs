@@ -1,0 +1,708 @@
+//! FTP control connections (RFC 959) on any port, IPv4 and IPv6: cleartext logins, data channel
+//! announcements (PASV, EPSV, PORT, EPRT — RFC 959 §4.1.2, RFC 2428), and FTPS (RFC 4217 AUTH TLS,
+//! with a return to clear text after CCC). Data connections are matched to announcements through
+//! the worker's expectation table; the shard hash uses the address pair, so a data connection
+//! between the same two hosts always meets its control connection's worker.
+//!
+//! The password never leaves this module: a PASS line is recognised by its verb and its argument
+//! is neither copied, stored, measured nor logged. The user name leaves only in the event log, in
+//! clear with `--log-usernames`, otherwise as a keyed hash.
+
+use super::{starts_with_ci, tls, Env, Next, Pkt, Protocol, Session, Verdict};
+use crate::decode::{Decoded, L4};
+use crate::stream::{Chunk, LineBuf, Reassembler};
+use hashbrown::HashMap;
+use metrics::{slot, DataMode, LoginOutcome, Proto, StreamIssue};
+use serde_json::json;
+use std::net::IpAddr;
+
+pub static PROTOCOL: Protocol = Protocol {
+    proto: Proto::Ftp,
+    l4: L4::Tcp,
+    counts_itself: true,
+    probe,
+    start,
+};
+
+/// Longest control line kept (RFC 959 sets no limit; real commands and replies are far shorter).
+pub const MAX_LINE: usize = 2048;
+const MAX_USER: usize = 256;
+
+// Commands no other line protocol on the wire uses (RFC 959 §4.1, RFC 2389, RFC 2428, RFC 3659).
+const FTP_VERBS: &[&[u8]] = &[
+    b"FEAT", b"SYST", b"PASV", b"EPSV", b"PORT", b"EPRT", b"CWD", b"XCWD", b"PWD", b"XPWD",
+    b"LIST", b"NLST", b"RETR", b"STOR", b"STOU", b"TYPE", b"MODE", b"STRU", b"SIZE", b"MDTM",
+    b"MLSD", b"MLST", b"PBSZ", b"PROT", b"CCC", b"ACCT", b"REST", b"APPE", b"RNFR", b"RNTO",
+    b"DELE", b"RMD", b"XRMD", b"MKD", b"XMKD", b"CDUP", b"SITE", b"ABOR", b"ALLO", b"CLNT",
+];
+const NOT_FTP: &[&[u8]] = &[
+    b"EHLO",
+    b"HELO",
+    b"MAIL",
+    b"RCPT",
+    b"STARTTLS",
+    b"CAPA",
+    b"STLS",
+    b"APOP",
+    b"LOGIN",
+];
+
+const GREETED: u8 = 1;
+const SAW_USER: u8 = 2;
+
+fn verb(line: &[u8]) -> &[u8] {
+    let end = line
+        .iter()
+        .position(|&c| c == b' ' || c == b'\r' || c == b'\n')
+        .unwrap_or(line.len());
+    &line[..end]
+}
+
+fn is_verb(v: &[u8], set: &[&[u8]]) -> bool {
+    set.iter().any(|s| v.eq_ignore_ascii_case(s))
+}
+
+fn reply_code(line: &[u8]) -> Option<(u16, bool)> {
+    if line.len() < 3 || !line[..3].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let code =
+        (line[0] - b'0') as u16 * 100 + (line[1] - b'0') as u16 * 10 + (line[2] - b'0') as u16;
+    match line.get(3) {
+        None | Some(b' ') | Some(b'\r') => Some((code, true)),
+        Some(b'-') => Some((code, false)),
+        _ => None,
+    }
+}
+
+fn probe(p: &Pkt<'_>, memo: &mut u8) -> Verdict {
+    let b = p.payload;
+    if p.from_client {
+        let v = verb(b);
+        if starts_with_ci(b, b"AUTH TLS") || starts_with_ci(b, b"AUTH SSL") || is_verb(v, FTP_VERBS)
+        {
+            return Verdict::Yes;
+        }
+        if v.eq_ignore_ascii_case(b"USER") || v.eq_ignore_ascii_case(b"PASS") {
+            if *memo & GREETED != 0 {
+                return Verdict::Yes;
+            }
+            *memo |= SAW_USER;
+            return Verdict::Maybe;
+        }
+        if is_verb(v, NOT_FTP) {
+            return Verdict::No;
+        }
+        // A short first segment may be a command split across segments (`US` + `ER alice`).
+        if b.len() < 4 && b.iter().all(u8::is_ascii_alphabetic) {
+            return Verdict::Maybe;
+        }
+        return if *memo & GREETED != 0 {
+            Verdict::Maybe
+        } else {
+            Verdict::No
+        };
+    }
+    match reply_code(b) {
+        Some((220, _)) => {
+            *memo |= GREETED;
+            let line = &b[..b.iter().position(|&c| c == b'\n').unwrap_or(b.len())];
+            if line.windows(3).any(|w| w.eq_ignore_ascii_case(b"ftp")) {
+                Verdict::Yes
+            } else {
+                Verdict::Maybe
+            }
+        }
+        Some((331 | 230 | 530 | 332, _)) if *memo & SAW_USER != 0 => Verdict::Yes,
+        Some(_) if *memo & GREETED != 0 => Verdict::Maybe,
+        _ => Verdict::No,
+    }
+}
+
+fn start(p: &Pkt<'_>, _env: &mut Env<'_>) -> Option<Box<dyn Session>> {
+    let (client, server) = if p.from_client {
+        ((p.d.src, p.d.sport), (p.d.dst, p.d.dport))
+    } else {
+        ((p.d.dst, p.d.dport), (p.d.src, p.d.sport))
+    };
+    Some(Box::new(Ftp {
+        dirs: Default::default(),
+        inner: Inner {
+            lines: [LineBuf::new(MAX_LINE), LineBuf::new(MAX_LINE)],
+            v6: p.d.v6,
+            client,
+            server,
+            counted: None,
+            user: None,
+            login: None,
+            pending: Pending::None,
+            tls: None,
+            walkers: Default::default(),
+            reported_overlong: [0, 0],
+        },
+    }))
+}
+
+/// The command whose reply decides something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pending {
+    None,
+    Pass,
+    Pasv,
+    Epsv,
+    Auth,
+}
+
+/// A USER name, kept only for the event log.
+struct User {
+    name: Vec<u8>,
+    anonymous: bool,
+}
+
+/// A PASS was seen; the outcome awaits the reply.
+struct Login {
+    ts: i64,
+    number: u64,
+    anonymous: bool,
+    user: Vec<u8>,
+}
+
+struct Ftp {
+    /// [server→client, client→server]
+    dirs: [Reassembler; 2],
+    inner: Inner,
+}
+
+struct Inner {
+    lines: [LineBuf; 2],
+    v6: bool,
+    client: ([u8; 16], u16),
+    server: ([u8; 16], u16),
+    counted: Option<Proto>,
+    user: Option<User>,
+    login: Option<Login>,
+    pending: Pending,
+    /// After AUTH TLS/SSL + 234: the TLS handshake state, and per direction a record walker that
+    /// notices a return to clear text.
+    tls: Option<tls::Tls>,
+    walkers: [RecordWalker; 2],
+    reported_overlong: [u32; 2],
+}
+
+impl Session for Ftp {
+    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env<'_>) -> Next {
+        let i = p.from_client as usize;
+        let inner = &mut self.inner;
+        self.dirs[i].push(p.d.seq, false, p.payload, |c| match c {
+            Chunk::Data(d) => inner.bytes(p, i, d, env),
+            Chunk::Gap => {
+                env.c.inc(slot::stream_issue(StreamIssue::Gap));
+                inner.lines[i].reset();
+            }
+        });
+        Next::Continue
+    }
+
+    fn on_end(&mut self, _ts: i64, env: &mut Env<'_>) {
+        self.inner.finish_login(LoginOutcome::Unknown, None, env);
+        self.inner.count(Proto::Ftp, env);
+    }
+}
+
+impl Inner {
+    fn count(&mut self, p: Proto, env: &mut Env<'_>) {
+        if self.counted.is_none() {
+            self.counted = Some(p);
+            env.session(p, self.v6);
+            if p == Proto::Ftps {
+                // DESIGN.md §5: an FTPS session also counts as a tls session.
+                env.session(Proto::Tls, self.v6);
+            }
+        }
+    }
+
+    fn bytes(&mut self, p: &Pkt<'_>, i: usize, mut data: &[u8], env: &mut Env<'_>) {
+        if let Some(tls) = self.tls.as_mut() {
+            let n = self.walkers[i].records(data);
+            tls.feed(i == 1, &data[..n], env);
+            if n == data.len() {
+                return;
+            }
+            data = &data[n..];
+            if !looks_like_line(data) {
+                return;
+            }
+            // Clear text again (after CCC, or a handshake the server refused in clear).
+            self.tls = None;
+            self.walkers = Default::default();
+            self.lines = [LineBuf::new(MAX_LINE), LineBuf::new(MAX_LINE)];
+        }
+        let mut lines = std::mem::replace(&mut self.lines[i], LineBuf::new(0));
+        lines.feed(data, |l| {
+            if i == 1 {
+                self.command(p, l, env)
+            } else {
+                self.reply(p, l, env)
+            }
+        });
+        if lines.overlong > self.reported_overlong[i] {
+            env.c.add(
+                slot::stream_issue(StreamIssue::OverlongLine),
+                (lines.overlong - self.reported_overlong[i]) as u64,
+            );
+            self.reported_overlong[i] = lines.overlong;
+        }
+        self.lines[i] = lines;
+    }
+
+    fn command(&mut self, p: &Pkt<'_>, line: &[u8], env: &mut Env<'_>) {
+        env.c.inc(slot::FTP_LINES);
+        let v = verb(line);
+        let arg = line.get(v.len() + 1..).unwrap_or(b"");
+        //= https://www.rfc-editor.org/rfc/rfc959#section-4.1.1
+        //# USER NAME (USER) The argument field is a Telnet string identifying the user.
+        if v.eq_ignore_ascii_case(b"USER") {
+            self.count(Proto::Ftp, env);
+            self.finish_login(LoginOutcome::Unknown, None, env);
+            let name = &arg[..arg.len().min(MAX_USER)];
+            let anonymous =
+                name.eq_ignore_ascii_case(b"anonymous") || name.eq_ignore_ascii_case(b"ftp");
+            self.user = Some(User {
+                name: name.to_vec(),
+                anonymous,
+            });
+            self.pending = Pending::None;
+        } else if v.eq_ignore_ascii_case(b"PASS") {
+            //# PASSWORD (PASS) The argument field is a Telnet string specifying the user's password.
+            // Only the fact of a PASS is kept: `arg` is not looked at.
+            self.count(Proto::Ftp, env);
+            if self.user.is_some() {
+                self.finish_login(LoginOutcome::Unknown, None, env);
+            }
+            if let Some(u) = &self.user {
+                self.login = Some(Login {
+                    ts: p.ts,
+                    number: p.number,
+                    anonymous: u.anonymous,
+                    user: u.name.clone(),
+                });
+                self.pending = Pending::Pass;
+            }
+        } else if v.eq_ignore_ascii_case(b"AUTH") {
+            //= https://www.rfc-editor.org/rfc/rfc4217#section-4
+            //# AUTH TLS ... If the server is willing to accept the named security mechanism ... 234
+            let a = arg.trim_ascii();
+            if a.eq_ignore_ascii_case(b"TLS")
+                || a.eq_ignore_ascii_case(b"SSL")
+                || a.eq_ignore_ascii_case(b"TLS-C")
+                || a.eq_ignore_ascii_case(b"TLS-P")
+            {
+                self.pending = Pending::Auth;
+            }
+        } else if v.eq_ignore_ascii_case(b"PASV") {
+            self.count(Proto::Ftp, env);
+            self.pending = Pending::Pasv;
+        } else if v.eq_ignore_ascii_case(b"EPSV") {
+            self.count(Proto::Ftp, env);
+            if !starts_with_ci(arg, b"ALL") {
+                self.pending = Pending::Epsv;
+            }
+        } else if v.eq_ignore_ascii_case(b"PORT") {
+            //= https://www.rfc-editor.org/rfc/rfc959#section-4.1.2
+            //# PORT h1,h2,h3,h4,p1,p2
+            self.count(Proto::Ftp, env);
+            if let Some((ip, port)) = parse_h_p(arg) {
+                self.expect(ip, port, false, DataMode::Port, p.ts, env);
+            }
+        } else if v.eq_ignore_ascii_case(b"EPRT") {
+            //= https://www.rfc-editor.org/rfc/rfc2428#section-2
+            //# EPRT<space><d><net-prt><d><net-addr><d><tcp-port><d>
+            self.count(Proto::Ftp, env);
+            if let Some((ip, port)) = parse_eprt(arg) {
+                self.expect(ip, port, false, DataMode::Eprt, p.ts, env);
+            }
+        } else if !v.is_empty() && !v.eq_ignore_ascii_case(b"FEAT") {
+            self.count(Proto::Ftp, env);
+        }
+    }
+
+    fn reply(&mut self, p: &Pkt<'_>, line: &[u8], env: &mut Env<'_>) {
+        env.c.inc(slot::FTP_LINES);
+        let Some((code, last)) = reply_code(line) else {
+            return;
+        };
+        match (self.pending, code) {
+            (Pending::Pasv, 227) => {
+                //= https://www.rfc-editor.org/rfc/rfc959#section-4.2
+                //# 227 Entering Passive Mode (h1,h2,h3,h4,p1,p2).
+                let text = &line[4.min(line.len())..];
+                let start = text
+                    .iter()
+                    .position(u8::is_ascii_digit)
+                    .unwrap_or(text.len());
+                if let Some((ip, port)) = parse_h_p(&text[start..]) {
+                    self.expect(ip, port, true, DataMode::Pasv, p.ts, env);
+                }
+                self.pending = Pending::None;
+            }
+            (Pending::Epsv, 229) => {
+                //= https://www.rfc-editor.org/rfc/rfc2428#section-3
+                //# 229 Entering Extended Passive Mode (|||6446|)
+                if let Some(port) = parse_epsv(line) {
+                    let ip = crate::decode::ip(&self.server.0, self.v6);
+                    self.expect(ip, port, true, DataMode::Epsv, p.ts, env);
+                }
+                self.pending = Pending::None;
+            }
+            (Pending::Pass, c) if last => {
+                //= https://www.rfc-editor.org/rfc/rfc959#section-5.4
+                //# PASS: 230, 202, 530, 500, 501, 503, 421, 332
+                match c / 100 {
+                    2 => self.finish_login(LoginOutcome::Accepted, Some(c), env),
+                    4 | 5 => self.finish_login(LoginOutcome::Rejected, Some(c), env),
+                    _ => {}
+                }
+                if c / 100 != 3 {
+                    self.pending = Pending::None;
+                }
+            }
+            (Pending::Auth, 234) => {
+                self.pending = Pending::None;
+                self.count(Proto::Ftps, env);
+                self.tls = Some(tls::Tls::default());
+                self.walkers = Default::default();
+                // Whatever the client sends from here is TLS; a partial line held so far is stale.
+                self.lines[1] = LineBuf::new(MAX_LINE);
+            }
+            (_, _) if last && self.pending != Pending::None && code / 100 >= 4 => {
+                self.pending = Pending::None;
+            }
+            _ => {}
+        }
+    }
+
+    fn expect(
+        &mut self,
+        ip: IpAddr,
+        port: u16,
+        passive: bool,
+        mode: DataMode,
+        ts: i64,
+        env: &mut Env<'_>,
+    ) {
+        // Passive: the client connects to the announced address. Active: the server connects to it.
+        let connector = if passive {
+            self.client.0
+        } else {
+            self.server.0
+        };
+        let listener = match ip {
+            IpAddr::V4(a) => {
+                let mut o = [0u8; 16];
+                o[..4].copy_from_slice(&a.octets());
+                (o, false)
+            }
+            IpAddr::V6(a) => (a.octets(), true),
+        };
+        env.shared
+            .ftp
+            .insert(listener.0, listener.1, port, connector, mode, ts);
+    }
+
+    fn finish_login(&mut self, outcome: LoginOutcome, code: Option<u16>, env: &mut Env<'_>) {
+        let Some(login) = self.login.take() else {
+            return;
+        };
+        env.c.inc(slot::ftp_login(outcome));
+        if !env.events.enabled() {
+            return;
+        }
+        let user = if env.cfg.log_usernames {
+            json!({"name": String::from_utf8_lossy(&login.user)})
+        } else {
+            json!({"hash": pseudonym(&env.cfg.pseudonym_key, &login.user)})
+        };
+        let ecs_outcome = match outcome {
+            LoginOutcome::Accepted => "success",
+            LoginOutcome::Rejected => "failure",
+            LoginOutcome::Unknown => "unknown",
+        };
+        let (c, s) = (self.client, self.server);
+        let ev = json!({
+            "@timestamp": metrics::events::rfc3339(login.ts),
+            "event": {
+                "kind": "alert",
+                "category": ["authentication"],
+                "type": ["start"],
+                "action": "ftp-cleartext-login",
+                "outcome": ecs_outcome,
+                "dataset": "spanwatch.ftp",
+                "severity": if outcome == LoginOutcome::Accepted { 8 } else { 5 },
+            },
+            "source": {"ip": crate::decode::ip(&c.0, self.v6).to_string(), "port": c.1},
+            "destination": {"ip": crate::decode::ip(&s.0, self.v6).to_string(), "port": s.1},
+            "network": {"transport": "tcp", "protocol": "ftp", "type": if self.v6 { "ipv6" } else { "ipv4" }},
+            "user": user,
+            "spanwatch": {
+                "login_outcome": outcome.as_str(),
+                "anonymous": login.anonymous,
+                "reply_code": code,
+                "packet_number": login.number,
+            }
+        });
+        env.event(ev);
+    }
+}
+
+fn looks_like_line(b: &[u8]) -> bool {
+    let v = verb(b);
+    (v.len() >= 3 && v.len() <= 4 && v.iter().all(u8::is_ascii_alphabetic))
+        || reply_code(b).is_some()
+}
+
+/// Walks TLS records in one direction; stops at the first byte that does not start a record.
+#[derive(Default)]
+struct RecordWalker {
+    hdr: Vec<u8>,
+    left: usize,
+}
+
+impl RecordWalker {
+    /// How many leading bytes of `b` belong to TLS records.
+    fn records(&mut self, b: &[u8]) -> usize {
+        let mut i = 0;
+        while i < b.len() {
+            if self.left > 0 {
+                let k = self.left.min(b.len() - i);
+                self.left -= k;
+                i += k;
+                continue;
+            }
+            let k = (5 - self.hdr.len()).min(b.len() - i);
+            let before = self.hdr.len();
+            self.hdr.extend_from_slice(&b[i..i + k]);
+            if !(20..=24).contains(&self.hdr[0]) || self.hdr.get(1).is_some_and(|&m| m != 3) {
+                // Not a record: clear text from here (the header bytes held before were records).
+                self.hdr.clear();
+                return i.saturating_sub(before);
+            }
+            i += k;
+            if self.hdr.len() == 5 {
+                self.left = u16::from_be_bytes([self.hdr[3], self.hdr[4]]) as usize;
+                self.hdr.clear();
+            }
+        }
+        b.len()
+    }
+}
+
+/// Keyed hash of a user name: correlates repeats without revealing the name.
+pub fn pseudonym(key: &[u8; 32], user: &[u8]) -> String {
+    let h = blake3::keyed_hash(key, user);
+    h.to_hex()[..32].to_string()
+}
+
+/// `h1,h2,h3,h4,p1,p2` (PORT argument, 227 reply).
+pub fn parse_h_p(s: &[u8]) -> Option<(IpAddr, u16)> {
+    let mut n = [0u16; 6];
+    let mut it = s.split(|&c| c == b',');
+    for v in n.iter_mut() {
+        let part = it.next()?;
+        let digits: &[u8] = part.trim_ascii();
+        let end = digits
+            .iter()
+            .position(|c| !c.is_ascii_digit())
+            .unwrap_or(digits.len());
+        let x: u16 = std::str::from_utf8(&digits[..end]).ok()?.parse().ok()?;
+        if x > 255 {
+            return None;
+        }
+        *v = x;
+    }
+    let ip = IpAddr::V4([n[0] as u8, n[1] as u8, n[2] as u8, n[3] as u8].into());
+    Some((ip, n[4] * 256 + n[5]))
+}
+
+/// `|1|132.235.1.2|6275|` or `|2|1080::8:800:200C:417A|5282|` (any delimiter, RFC 2428 §2).
+pub fn parse_eprt(s: &[u8]) -> Option<(IpAddr, u16)> {
+    let s = std::str::from_utf8(s.trim_ascii()).ok()?;
+    let d = s.chars().next()?;
+    let parts: Vec<&str> = s.split(d).collect();
+    if parts.len() < 5 {
+        return None;
+    }
+    let ip: IpAddr = parts[2].parse().ok()?;
+    match (parts[1], &ip) {
+        ("1", IpAddr::V4(_)) | ("2", IpAddr::V6(_)) => {}
+        _ => return None,
+    }
+    Some((ip, parts[3].parse().ok()?))
+}
+
+/// The port of a `229 ... (|||port|)` reply.
+pub fn parse_epsv(line: &[u8]) -> Option<u16> {
+    let s = std::str::from_utf8(line).ok()?;
+    let open = s.find('(')?;
+    let inner = &s[open + 1..open + 1 + s[open + 1..].find(')')?];
+    let d = inner.chars().next()?;
+    let parts: Vec<&str> = inner.split(d).collect();
+    if parts.len() < 5 {
+        return None;
+    }
+    parts[3].parse().ok()
+}
+
+/// Announced data connections awaiting their connection, per worker.
+#[derive(Default)]
+pub struct Expectations {
+    map: HashMap<([u8; 16], bool, u16), Expect>,
+}
+
+#[derive(Clone, Copy)]
+struct Expect {
+    connector: [u8; 16],
+    mode: DataMode,
+    expires: i64,
+}
+
+/// RFC 959 gives no lifetime; the issue sets 5 minutes of packet time.
+const EXPECT_TTL_NS: i64 = 300_000_000_000;
+const MAX_EXPECTATIONS: usize = 4096;
+
+impl Expectations {
+    fn insert(
+        &mut self,
+        listener: [u8; 16],
+        v6: bool,
+        port: u16,
+        connector: [u8; 16],
+        mode: DataMode,
+        ts: i64,
+    ) {
+        if self.map.len() >= MAX_EXPECTATIONS {
+            self.map.retain(|_, e| e.expires > ts);
+            if self.map.len() >= MAX_EXPECTATIONS {
+                // Still full: drop the one closest to expiry.
+                if let Some(k) = self
+                    .map
+                    .iter()
+                    .min_by_key(|(_, e)| e.expires)
+                    .map(|(k, _)| *k)
+                {
+                    self.map.remove(&k);
+                }
+            }
+        }
+        self.map.insert(
+            (listener, v6, port),
+            Expect {
+                connector,
+                mode,
+                expires: ts.saturating_add(EXPECT_TTL_NS),
+            },
+        );
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The announcement a new connection fulfils, if any (either end may be the listener).
+    pub fn take(&mut self, d: &Decoded, ts: i64) -> Option<DataMode> {
+        if self.map.is_empty() {
+            return None;
+        }
+        for (listener, lport, connector) in [(d.dst, d.dport, d.src), (d.src, d.sport, d.dst)] {
+            let k = (listener, d.v6, lport);
+            if let Some(e) = self.map.get(&k) {
+                // A NATed announcement may name another address for the connector: accept the listener
+                // match when the connector differs only if nothing better exists.
+                if e.expires >= ts && (e.connector == connector || !d.v6) {
+                    let m = e.mode;
+                    self.map.remove(&k);
+                    return Some(m);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A data connection: counted at its first packet; if it carries TLS (FTPS data), also a tls session.
+pub struct DataSession {
+    checked: bool,
+    v6: bool,
+}
+
+impl DataSession {
+    pub fn new(v6: bool) -> Self {
+        DataSession { checked: false, v6 }
+    }
+}
+
+impl Session for DataSession {
+    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env<'_>) -> Next {
+        if !self.checked {
+            self.checked = true;
+            if tls::looks_like_tls(p.payload, p.from_client) == Verdict::Yes
+                || tls::looks_like_tls(p.payload, !p.from_client) == Verdict::Yes
+            {
+                env.session(Proto::Tls, self.v6);
+            }
+        }
+        Next::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pasv_port_forms() {
+        assert_eq!(
+            parse_h_p(b"192,168,1,2,19,137"),
+            Some(("192.168.1.2".parse().unwrap(), 19 * 256 + 137))
+        );
+        assert_eq!(parse_h_p(b"198,18,0,1,4,1).").map(|x| x.1), Some(1025));
+        assert_eq!(parse_h_p(b"1,2,3"), None);
+        assert_eq!(parse_h_p(b"300,2,3,4,5,6"), None);
+        assert_eq!(
+            parse_eprt(b"|1|132.235.1.2|6275|"),
+            Some(("132.235.1.2".parse().unwrap(), 6275))
+        );
+        assert_eq!(
+            parse_eprt(b"|2|1080::8:800:200C:417A|5282|"),
+            Some(("1080::8:800:200c:417a".parse().unwrap(), 5282))
+        );
+        assert_eq!(parse_eprt(b"|2|1.2.3.4|5282|"), None);
+        assert_eq!(
+            parse_epsv(b"229 Entering Extended Passive Mode (|||6446|)"),
+            Some(6446)
+        );
+        assert_eq!(parse_epsv(b"229 ok"), None);
+    }
+
+    #[test]
+    fn replies() {
+        assert_eq!(reply_code(b"230 Login successful."), Some((230, true)));
+        assert_eq!(reply_code(b"230-Welcome"), Some((230, false)));
+        assert_eq!(reply_code(b"23"), None);
+        assert_eq!(reply_code(b"USER x"), None);
+    }
+
+    #[test]
+    fn walker_finds_clear_text() {
+        let mut w = RecordWalker::default();
+        let mut b = vec![23, 3, 3, 0, 2, 0xaa, 0xbb];
+        b.extend_from_slice(b"PASV\r\n");
+        assert_eq!(w.records(&b), 7);
+        let mut w = RecordWalker::default();
+        assert_eq!(w.records(&[21, 3]), 2);
+        assert_eq!(w.records(&[3, 0, 1, 9]), 4);
+        assert_eq!(w.records(b"220 ok"), 0);
+    }
+}

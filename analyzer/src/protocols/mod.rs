@@ -1,0 +1,135 @@
+//! Protocol analyzers. Each protocol is one module here exposing a `Protocol`: a content probe
+//! (ports are only hints) and, for protocols that need state, a `Session` built once the flow is
+//! classified. Registering a protocol is one line in `PROTOCOLS`. Probes run in that order on the
+//! first payload packets of an unclassified flow; the first `Yes` wins.
+
+pub mod bfd;
+pub mod dns;
+pub mod ftp;
+pub mod http;
+pub mod icmp;
+pub mod ospf;
+pub mod ssh;
+pub mod tls;
+
+use crate::decode::{Decoded, L4};
+use metrics::events::EventSink;
+use metrics::{slot, Counters, Proto, Source};
+
+/// The analyzers, in probe order (most specific first).
+pub static PROTOCOLS: &[&Protocol] = &[
+    &ftp::PROTOCOL,
+    &tls::PROTOCOL,
+    &http::PROTOCOL,
+    &ssh::PROTOCOL,
+    &dns::DNS_TCP,
+    &bfd::PROTOCOL,
+    &dns::MDNS,
+    &dns::DNS_UDP,
+    &ospf::PROTOCOL,
+];
+
+/// One packet as an analyzer sees it.
+pub struct Pkt<'a> {
+    pub ts: i64,
+    pub number: u64,
+    pub d: &'a Decoded,
+    pub payload: &'a [u8],
+    /// Sent by the side that opened the flow (the client).
+    pub from_client: bool,
+}
+
+/// Settings the analyzers need.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// Put FTP user names in events in clear (`--log-usernames`); otherwise a keyed hash.
+    pub log_usernames: bool,
+    /// Key for user-name pseudonyms.
+    pub pseudonym_key: [u8; 32],
+}
+
+/// Per-worker state shared by every flow of the worker.
+#[derive(Default)]
+pub struct Shared {
+    pub ftp: ftp::Expectations,
+    pub bfd: bfd::Pairs,
+    pub ospf: ospf::Neighbours,
+}
+
+/// What an analyzer may touch besides its own flow.
+pub struct Env<'w> {
+    pub c: &'w mut Counters,
+    pub events: &'w EventSink,
+    pub source: Source,
+    pub cfg: &'w Config,
+    pub shared: &'w mut Shared,
+}
+
+impl Env<'_> {
+    pub fn session(&mut self, p: Proto, v6: bool) {
+        self.c.inc(slot::sessions(p, v6));
+    }
+    pub fn event(&mut self, ev: serde_json::Value) {
+        if !self.events.send(ev) {
+            self.c.inc(slot::EVENTS_DROPPED);
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Yes,
+    No,
+    Maybe,
+}
+
+pub enum Next {
+    Continue,
+    /// Nothing more to learn from this flow: stop calling the session.
+    Done,
+}
+
+pub trait Session: Send {
+    /// Called for every later packet of the flow that carries payload.
+    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env<'_>) -> Next;
+    /// Called once when the flow ends (FIN/RST, timeout, eviction, end of input).
+    fn on_end(&mut self, _ts: i64, _env: &mut Env<'_>) {}
+}
+
+pub struct Protocol {
+    pub proto: Proto,
+    pub l4: L4,
+    /// The module counts its own sessions (FTP decides ftp vs ftps; BFD and OSPF count router pairs).
+    pub counts_itself: bool,
+    /// Looks at one payload packet; `memo` is this probe's private byte for this flow.
+    pub probe: fn(&Pkt<'_>, &mut u8) -> Verdict,
+    /// Builds the session for a classified flow (None: nothing to follow).
+    pub start: fn(&Pkt<'_>, &mut Env<'_>) -> Option<Box<dyn Session>>,
+}
+
+pub fn no_session(_: &Pkt<'_>, _: &mut Env<'_>) -> Option<Box<dyn Session>> {
+    None
+}
+
+/// Which protocol a payload looks like, for content that is not part of a flow (an ICMP quote).
+pub fn classify_udp_payload(d: &Decoded, payload: &[u8]) -> Option<Proto> {
+    let p = Pkt {
+        ts: 0,
+        number: 0,
+        d,
+        payload,
+        from_client: true,
+    };
+    PROTOCOLS
+        .iter()
+        .filter(|pr| pr.l4 == L4::Udp)
+        .find_map(|pr| {
+            let mut memo = 0;
+            ((pr.probe)(&p, &mut memo) == Verdict::Yes).then_some(pr.proto)
+        })
+}
+
+/// Case-insensitive prefix test on bytes.
+pub fn starts_with_ci(s: &[u8], prefix: &[u8]) -> bool {
+    s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+}

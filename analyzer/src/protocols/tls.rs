@@ -1,0 +1,372 @@
+//! TLS (RFC 8446, RFC 5246) on any TCP port, and inside FTP after AUTH TLS. Records are followed
+//! per direction across segments; handshake messages are reassembled across records (only the
+//! hellos are kept, bounded; every other message is skipped by length). Counted: ClientHellos,
+//! resumption as DESIGN.md §5 defines it (session id echo, ticket, TLS 1.3 `pre_shared_key`), and
+//! stapled OCSP (a CertificateStatus message). Hello bodies are parsed with `tls-parser`.
+
+use super::{Env, Next, Pkt, Protocol, Session, Verdict};
+use crate::decode::L4;
+use crate::stream::{Chunk, Reassembler};
+use metrics::{slot, Proto, ResumeMethod, StreamIssue};
+use tls_parser::{TlsMessage, TlsMessageHandshake};
+
+pub static PROTOCOL: Protocol = Protocol {
+    proto: Proto::Tls,
+    l4: L4::Tcp,
+    counts_itself: false,
+    probe,
+    start,
+};
+
+/// A TLS record header opening a handshake: type 22, version 3.x, a plausible length, then a
+/// ClientHello (from the client) or ServerHello (from the server).
+pub fn looks_like_tls(b: &[u8], from_client: bool) -> Verdict {
+    if b.is_empty() {
+        return Verdict::Maybe;
+    }
+    if b[0] != 22 {
+        return Verdict::No;
+    }
+    if b.len() < 6 {
+        return if b.len() < 2 || b[1] == 3 {
+            Verdict::Maybe
+        } else {
+            Verdict::No
+        };
+    }
+    let len = u16::from_be_bytes([b[3], b[4]]);
+    let want = if from_client { 1 } else { 2 };
+    if b[1] == 3 && b[2] <= 4 && (4..=18432).contains(&len) && b[5] == want {
+        Verdict::Yes
+    } else {
+        Verdict::No
+    }
+}
+
+fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
+    looks_like_tls(p.payload, p.from_client)
+}
+
+fn start(_p: &Pkt<'_>, _env: &mut Env<'_>) -> Option<Box<dyn Session>> {
+    Some(Box::new(TlsSession::default()))
+}
+
+#[derive(Default)]
+struct TlsSession {
+    dirs: [Reassembler; 2],
+    tls: Tls,
+}
+
+impl Session for TlsSession {
+    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env<'_>) -> Next {
+        let i = p.from_client as usize;
+        let tls = &mut self.tls;
+        self.dirs[i].push(p.d.seq, false, p.payload, |c| match c {
+            Chunk::Data(d) => tls.feed(p.from_client, d, env),
+            Chunk::Gap => {
+                env.c.inc(slot::stream_issue(StreamIssue::Gap));
+                tls.lost(p.from_client);
+            }
+        });
+        if self.tls.finished() {
+            Next::Done
+        } else {
+            Next::Continue
+        }
+    }
+    fn on_end(&mut self, _ts: i64, env: &mut Env<'_>) {
+        self.tls.end(env);
+    }
+}
+
+const MAX_HELLO: usize = 64 * 1024;
+
+/// One direction's record and handshake-message cursor.
+#[derive(Default)]
+struct Dir {
+    hdr: [u8; 5],
+    hdr_len: u8,
+    /// Bytes left in the current record, and its content type.
+    rec_left: u16,
+    rec_type: u8,
+    /// Handshake message being assembled: header bytes, then (for hellos) the body.
+    msg_hdr: [u8; 4],
+    msg_hdr_len: u8,
+    msg_left: u32,
+    msg: Vec<u8>,
+    keep: bool,
+    /// After ChangeCipherSpec (or once lost), the handshake is encrypted or unknowable.
+    encrypted: bool,
+}
+
+/// The TLS handshake state of one connection, fed with in-order bytes of each direction.
+#[derive(Default)]
+pub struct Tls {
+    dirs: [Dir; 2],
+    client_hellos: u8,
+    ch_session_id: Option<Vec<u8>>,
+    ch_ticket: bool,
+    server_hello: bool,
+    tls13: bool,
+    server_certificate: bool,
+    server_ccs: bool,
+    resumed: bool,
+    stapled: bool,
+}
+
+impl Tls {
+    /// True once nothing more can be learnt (both directions encrypted).
+    pub fn finished(&self) -> bool {
+        self.dirs[0].encrypted && self.dirs[1].encrypted
+    }
+
+    pub fn lost(&mut self, from_client: bool) {
+        self.dirs[from_client as usize].encrypted = true;
+    }
+
+    pub fn feed(&mut self, from_client: bool, mut b: &[u8], env: &mut Env<'_>) {
+        let i = from_client as usize;
+        while !b.is_empty() && !self.dirs[i].encrypted {
+            let d = &mut self.dirs[i];
+            if d.rec_left == 0 {
+                let need = 5 - d.hdr_len as usize;
+                let k = need.min(b.len());
+                d.hdr[d.hdr_len as usize..d.hdr_len as usize + k].copy_from_slice(&b[..k]);
+                d.hdr_len += k as u8;
+                b = &b[k..];
+                if d.hdr_len < 5 {
+                    return;
+                }
+                d.hdr_len = 0;
+                let (t, major, len) =
+                    (d.hdr[0], d.hdr[1], u16::from_be_bytes([d.hdr[3], d.hdr[4]]));
+                if !(20..=24).contains(&t) || major != 3 || len > 18432 {
+                    // Not TLS records any more (or we lost sync): stop looking at this direction.
+                    d.encrypted = true;
+                    return;
+                }
+                d.rec_type = t;
+                d.rec_left = len;
+                if len == 0 {
+                    continue;
+                }
+            }
+            let k = (d.rec_left as usize).min(b.len());
+            let (chunk, rest) = b.split_at(k);
+            b = rest;
+            d.rec_left -= k as u16;
+            match d.rec_type {
+                22 => self.handshake_bytes(i, chunk, env),
+                20 => {
+                    //= https://www.rfc-editor.org/rfc/rfc5246#section-7.1
+                    //# The ChangeCipherSpec message is sent ... to notify the receiving party that
+                    //# subsequent records will be protected under the newly negotiated CipherSpec
+                    if self.dirs[i].rec_left == 0 {
+                        self.change_cipher_spec(from_client, env);
+                    }
+                }
+                23 => {
+                    // Application data: the handshake is over for this direction.
+                    self.dirs[i].encrypted = true;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn change_cipher_spec(&mut self, from_client: bool, env: &mut Env<'_>) {
+        if !from_client && !self.tls13 {
+            self.server_ccs = true;
+            //= DESIGN.md §5: the client offered a ticket and the server answered with
+            //= ChangeCipherSpec without a Certificate.
+            if self.server_hello && self.ch_ticket && !self.server_certificate && !self.resumed {
+                self.resumed = true;
+                env.c.inc(slot::tls_resumed(ResumeMethod::Ticket));
+            }
+        }
+        // TLS 1.3 middlebox-compatibility CCS changes nothing; the record layer already is encrypted.
+        if !self.tls13 {
+            self.dirs[from_client as usize].encrypted = true;
+        }
+    }
+
+    fn handshake_bytes(&mut self, i: usize, mut b: &[u8], env: &mut Env<'_>) {
+        while !b.is_empty() {
+            let d = &mut self.dirs[i];
+            if d.msg_left == 0 && d.msg_hdr_len < 4 {
+                let k = (4 - d.msg_hdr_len as usize).min(b.len());
+                d.msg_hdr[d.msg_hdr_len as usize..d.msg_hdr_len as usize + k]
+                    .copy_from_slice(&b[..k]);
+                d.msg_hdr_len += k as u8;
+                b = &b[k..];
+                if d.msg_hdr_len < 4 {
+                    return;
+                }
+                let t = d.msg_hdr[0];
+                let len = u32::from_be_bytes([0, d.msg_hdr[1], d.msg_hdr[2], d.msg_hdr[3]]);
+                d.msg_left = len;
+                d.keep = matches!(t, 1 | 2) && (len as usize) <= MAX_HELLO;
+                d.msg.clear();
+                if len == 0 {
+                    d.msg_hdr_len = 0;
+                    self.message(i, t, env);
+                    continue;
+                }
+            }
+            let d = &mut self.dirs[i];
+            let k = (d.msg_left as usize).min(b.len());
+            if d.keep {
+                d.msg.extend_from_slice(&b[..k]);
+            }
+            d.msg_left -= k as u32;
+            b = &b[k..];
+            if d.msg_left == 0 {
+                d.msg_hdr_len = 0;
+                let t = d.msg_hdr[0];
+                self.message(i, t, env);
+            }
+        }
+    }
+
+    /// A whole handshake message of type `t` arrived from direction `i` (1: client).
+    fn message(&mut self, i: usize, t: u8, env: &mut Env<'_>) {
+        let from_client = i == 1;
+        match (from_client, t) {
+            (true, 1) => {
+                let body = std::mem::take(&mut self.dirs[i].msg);
+                self.client_hello(&body, env);
+                self.dirs[i].msg = body;
+            }
+            (false, 2) => {
+                let body = std::mem::take(&mut self.dirs[i].msg);
+                self.server_hello(&body, env);
+                self.dirs[i].msg = body;
+            }
+            (false, 11) => self.server_certificate = true,
+            //= https://www.rfc-editor.org/rfc/rfc6066#section-8
+            //# the server MUST send the "CertificateStatus" message immediately after the "Certificate" message
+            (false, 22) => {
+                if !self.stapled {
+                    self.stapled = true;
+                    env.c.inc(slot::OCSP_STAPLED);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn client_hello(&mut self, body: &[u8], env: &mut Env<'_>) {
+        env.c.inc(slot::TLS_HANDSHAKES);
+        self.client_hellos = self.client_hellos.saturating_add(1);
+        let msg = with_header(1, body);
+        if let Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)))) =
+            tls_parser::parse_tls_message_handshake(&msg)
+        {
+            self.ch_session_id = ch.session_id.filter(|s| !s.is_empty()).map(|s| s.to_vec());
+            //= https://www.rfc-editor.org/rfc/rfc5077#section-3.1
+            //# the client includes the ticket in the SessionTicket extension within the ClientHello
+            self.ch_ticket =
+                extensions(ch.ext.unwrap_or(&[])).any(|(t, v)| t == 35 && !v.is_empty());
+        }
+    }
+
+    fn server_hello(&mut self, body: &[u8], env: &mut Env<'_>) {
+        let msg = with_header(2, body);
+        let Ok((_, TlsMessage::Handshake(hs))) = tls_parser::parse_tls_message_handshake(&msg)
+        else {
+            return;
+        };
+        let (random, session_id, ext) = match hs {
+            TlsMessageHandshake::ServerHello(sh) => (sh.random, sh.session_id, sh.ext),
+            _ => return,
+        };
+        //= https://www.rfc-editor.org/rfc/rfc8446#section-4.1.3
+        //# For reasons of backward compatibility with middleboxes ... the HelloRetryRequest message
+        //# uses the same structure as the ServerHello, but with Random set to the special value
+        if random == HRR_RANDOM {
+            return; // one session, a second ClientHello follows
+        }
+        self.server_hello = true;
+        let exts: Vec<(u16, &[u8])> = extensions(ext.unwrap_or(&[])).collect();
+        self.tls13 = exts.iter().any(|&(t, v)| t == 43 && v == [3, 4]);
+        if self.resumed {
+            return;
+        }
+        if self.tls13 {
+            //= https://www.rfc-editor.org/rfc/rfc8446#section-4.2.11
+            //# the server sends a "pre_shared_key" extension indicating the selected identity
+            if exts.iter().any(|&(t, _)| t == 41) {
+                self.resumed = true;
+                env.c.inc(slot::tls_resumed(ResumeMethod::Psk));
+            }
+            return;
+        }
+        // TLS <= 1.2: the ServerHello echoes the non-empty session id the client offered.
+        if let (Some(sid), Some(ch)) = (session_id.filter(|s| !s.is_empty()), &self.ch_session_id) {
+            if sid == ch.as_slice() {
+                self.resumed = true;
+                let m = if self.ch_ticket {
+                    ResumeMethod::Ticket
+                } else {
+                    ResumeMethod::SessionId
+                };
+                env.c.inc(slot::tls_resumed(m));
+            }
+        }
+    }
+
+    pub fn end(&mut self, _env: &mut Env<'_>) {}
+}
+
+const HRR_RANDOM: [u8; 32] = [
+    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
+    0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
+];
+
+fn with_header(t: u8, body: &[u8]) -> Vec<u8> {
+    let l = body.len() as u32;
+    let mut v = Vec::with_capacity(body.len() + 4);
+    v.extend_from_slice(&[t, (l >> 16) as u8, (l >> 8) as u8, l as u8]);
+    v.extend_from_slice(body);
+    v
+}
+
+/// Iterates (type, data) over a raw extensions block.
+fn extensions(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        if b.len() < 4 {
+            return None;
+        }
+        let t = u16::from_be_bytes([b[0], b[1]]);
+        let l = u16::from_be_bytes([b[2], b[3]]) as usize;
+        let v = b.get(4..4 + l)?;
+        b = &b[4 + l..];
+        Some((t, v))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_probe() {
+        assert_eq!(
+            looks_like_tls(&[22, 3, 1, 0, 200, 1, 0], true),
+            Verdict::Yes
+        );
+        assert_eq!(
+            looks_like_tls(&[22, 3, 3, 0, 90, 2, 0], false),
+            Verdict::Yes
+        );
+        assert_eq!(looks_like_tls(b"GET / HTTP/1.1", true), Verdict::No);
+        assert_eq!(looks_like_tls(&[22, 3], true), Verdict::Maybe);
+    }
+
+    #[test]
+    fn extension_walk_is_bounded() {
+        let raw = [0, 43, 0, 2, 3, 4, 0, 41, 0, 10, 1];
+        let v: Vec<_> = extensions(&raw).collect();
+        assert_eq!(v, vec![(43, &[3u8, 4][..])]);
+    }
+}

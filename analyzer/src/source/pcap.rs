@@ -1,0 +1,267 @@
+//! pcap and pcapng files (optionally gzip-compressed) read in a stream through `pcap-parser`:
+//! microsecond and nanosecond pcap, pcapng with several sections and interfaces, `if_tsresol` and
+//! `if_tsoffset`. The read buffer is fixed (256 KiB, grown only for a large block, to a fixed
+//! ceiling), never sized by a field of the file. A truncated last record is counted, not fatal.
+
+use super::Frame;
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{create_reader, PcapBlockOwned, PcapError};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+const BUF: usize = 256 * 1024;
+const MAX_BUF: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("{path}: not a pcap or pcapng file")]
+    NotCapture { path: String },
+    #[error("{path}: empty file")]
+    Empty { path: String },
+}
+
+/// How reading a file ended, beyond the frames it yielded.
+#[derive(Debug, Default, Clone)]
+pub struct FileStats {
+    pub frames: u64,
+    /// A record cut short at the end of the file.
+    pub truncated_records: u64,
+    /// Corrupt data that stopped the read early (offset, reason).
+    pub corrupt: Option<(u64, String)>,
+    /// Frames of a link type the decoder does not know.
+    pub unsupported_link: u64,
+    pub bytes_read: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Iface {
+    link: u32,
+    /// Units per second of the timestamps.
+    res: u64,
+    offset_s: i64,
+    snaplen: u32,
+}
+
+pub struct PcapFile {
+    path: String,
+    reader: Box<dyn PcapReaderIterator + Send>,
+    /// Legacy pcap: link type and whether timestamps are in ns.
+    legacy: Option<(u32, bool, u32)>,
+    ifaces: Vec<Iface>,
+    /// Index in `ifaces` where the current pcapng section's interfaces start.
+    section_base: usize,
+    pub size: u64,
+}
+
+fn open_reader(path: &Path) -> Result<(Box<dyn Read + Send>, u64), std::io::Error> {
+    let mut f = File::open(path)?;
+    let meta = f.metadata()?;
+    if meta.is_dir() {
+        return Err(std::io::Error::other("is a directory"));
+    }
+    let mut magic = [0u8; 2];
+    let n = f.read(&mut magic)?;
+    drop(f);
+    let f = File::open(path)?;
+    if n == 2 && magic == [0x1f, 0x8b] {
+        Ok((
+            Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(f))),
+            meta.len(),
+        ))
+    } else {
+        Ok((Box::new(f), meta.len()))
+    }
+}
+
+impl PcapFile {
+    pub fn open(path: &Path) -> Result<PcapFile, ReadError> {
+        let p = path.display().to_string();
+        let (r, size) = open_reader(path).map_err(|e| ReadError::Open {
+            path: p.clone(),
+            reason: io_reason(&e),
+        })?;
+        let reader = match create_reader(BUF, r) {
+            Ok(r) => r,
+            Err(PcapError::Eof) => return Err(ReadError::Empty { path: p }),
+            Err(PcapError::ReadError) => {
+                return Err(ReadError::Open {
+                    path: p,
+                    reason: "read error".into(),
+                })
+            }
+            Err(_) => return Err(ReadError::NotCapture { path: p }),
+        };
+        Ok(PcapFile {
+            path: p,
+            reader,
+            legacy: None,
+            ifaces: Vec::new(),
+            section_base: 0,
+            size,
+        })
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Reads every frame, calling `f` for each; `progress` gets bytes consumed now and then.
+    pub fn for_each(
+        &mut self,
+        mut f: impl FnMut(Frame<'_>),
+        mut progress: impl FnMut(u64),
+    ) -> FileStats {
+        let mut st = FileStats::default();
+        let mut last_ts: i64 = 0;
+        let mut since_progress = 0u32;
+        loop {
+            match self.reader.next() {
+                Ok((offset, block)) => {
+                    match block {
+                        PcapBlockOwned::LegacyHeader(h) => {
+                            self.legacy =
+                                Some((h.network.0 as u32, h.is_nanosecond_precision(), h.snaplen));
+                        }
+                        PcapBlockOwned::Legacy(b) => {
+                            let (link, ns, snaplen) = self.legacy.unwrap_or((1, false, 0));
+                            let frac = if ns {
+                                b.ts_usec as i64
+                            } else {
+                                b.ts_usec as i64 * 1000
+                            };
+                            let ts = b.ts_sec as i64 * 1_000_000_000 + frac;
+                            last_ts = ts;
+                            let data = clamp(b.data, b.caplen, snaplen);
+                            st.frames += 1;
+                            f(Frame {
+                                ts_ns: ts,
+                                wire_len: b.origlen.max(data.len() as u32),
+                                link,
+                                iface: 0,
+                                data,
+                            });
+                        }
+                        PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                            self.section_base = self.ifaces.len();
+                        }
+                        PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                            let res = pcap_parser::build_ts_resolution(idb.if_tsresol)
+                                .unwrap_or(1_000_000);
+                            self.ifaces.push(Iface {
+                                link: idb.linktype.0 as u32,
+                                res: res.max(1),
+                                offset_s: idb.if_tsoffset,
+                                snaplen: idb.snaplen,
+                            });
+                        }
+                        PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                            let idx = self.section_base + epb.if_id as usize;
+                            let ifc = self.ifaces.get(idx).copied().unwrap_or(Iface {
+                                link: 1,
+                                res: 1_000_000,
+                                offset_s: 0,
+                                snaplen: 0,
+                            });
+                            let units = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
+                            let ns = (units as u128 * 1_000_000_000 / ifc.res as u128) as i128
+                                + ifc.offset_s as i128 * 1_000_000_000;
+                            let ts = ns.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
+                            last_ts = ts;
+                            let data = clamp(epb.data, epb.caplen, ifc.snaplen);
+                            st.frames += 1;
+                            f(Frame {
+                                ts_ns: ts,
+                                wire_len: epb.origlen.max(data.len() as u32),
+                                link: ifc.link,
+                                iface: idx as u32,
+                                data,
+                            });
+                        }
+                        PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                            let idx = self.section_base;
+                            let ifc = self.ifaces.get(idx).copied();
+                            let snaplen = ifc.map_or(0, |i| i.snaplen);
+                            let data = clamp(spb.data, spb.origlen, snaplen);
+                            st.frames += 1;
+                            // A simple packet block has no timestamp: it inherits the last one.
+                            f(Frame {
+                                ts_ns: last_ts,
+                                wire_len: spb.origlen.max(data.len() as u32),
+                                link: ifc.map_or(1, |i| i.link),
+                                iface: idx as u32,
+                                data,
+                            });
+                        }
+                        PcapBlockOwned::NG(_) => {}
+                    }
+                    self.reader.consume(offset);
+                    st.bytes_read += offset as u64;
+                    since_progress += 1;
+                    if since_progress >= 4096 {
+                        since_progress = 0;
+                        progress(st.bytes_read);
+                    }
+                }
+                Err(PcapError::Eof) => break,
+                Err(PcapError::Incomplete(_)) => {
+                    if self.reader.reader_exhausted() {
+                        // Bytes left that do not make a whole record: a cut-off capture.
+                        if !self.reader.data().is_empty() {
+                            st.truncated_records += 1;
+                        }
+                        break;
+                    }
+                    if let Err(e) = self.reader.refill() {
+                        st.corrupt = Some((st.bytes_read, format!("read failed: {e:?}")));
+                        break;
+                    }
+                }
+                Err(PcapError::BufferTooSmall) => {
+                    let cap = self.reader.data().len().max(BUF) * 2;
+                    if cap > MAX_BUF || !self.reader.grow(cap) {
+                        st.corrupt = Some((st.bytes_read, "record larger than 16 MiB".into()));
+                        break;
+                    }
+                    if self.reader.refill().is_err() {
+                        st.corrupt = Some((st.bytes_read, "read failed".into()));
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let reason = match e {
+                        PcapError::HeaderNotRecognized => "unrecognized block".to_string(),
+                        PcapError::UnexpectedEof => {
+                            st.truncated_records += 1;
+                            break;
+                        }
+                        other => format!("corrupt record ({other:?})")
+                            .chars()
+                            .take(120)
+                            .collect(),
+                    };
+                    st.corrupt = Some((st.bytes_read, reason));
+                    break;
+                }
+            }
+        }
+        progress(st.bytes_read);
+        st
+    }
+}
+
+/// The captured bytes of a record, never more than its caplen (pcapng pads to 32 bits).
+fn clamp(data: &[u8], caplen: u32, _snaplen: u32) -> &[u8] {
+    &data[..data.len().min(caplen as usize)]
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}

@@ -1,0 +1,261 @@
+//! Capture timestamp checks, run on the reader/rx thread in arrival order, per timestamp source
+//! (each file's pcapng interface, each live queue), before sharding reorders anything. Definitions
+//! are DESIGN.md §5: a negative delta is a packet stamped earlier than the one read just before it;
+//! impossible spacing is `0 ≤ Δ < (wire_len + 24) × 8 / link_speed` (preamble, FCS and inter-frame
+//! gap are the 24 bytes). Deltas also feed the inter-arrival histogram.
+
+use crate::decode::Decoded;
+use hashbrown::HashMap;
+use metrics::{slot, Counters, Source};
+use serde_json::json;
+
+/// Event budget per source: the first N anomalies of each kind are reported, the rest only counted.
+pub const EVENTS_PER_SOURCE: u32 = 10;
+
+#[derive(Clone, Copy, Default)]
+struct Prev {
+    ts: i64,
+    number: u64,
+    flow: Option<FlowId>,
+    neg_events: u32,
+    spacing_events: u32,
+}
+
+/// The five-tuple of a packet, for anomaly events.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FlowId {
+    v6: bool,
+    src: [u8; 16],
+    dst: [u8; 16],
+    sport: u16,
+    dport: u16,
+    proto: u8,
+}
+
+impl FlowId {
+    pub fn of(d: &Decoded) -> FlowId {
+        FlowId {
+            v6: d.v6,
+            src: d.src,
+            dst: d.dst,
+            sport: d.sport,
+            dport: d.dport,
+            proto: d.proto,
+        }
+    }
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "source": {"ip": crate::decode::ip(&self.src, self.v6).to_string(), "port": self.sport},
+            "destination": {"ip": crate::decode::ip(&self.dst, self.v6).to_string(), "port": self.dport},
+            "iana_number": self.proto,
+        })
+    }
+}
+
+/// What one check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Anomaly {
+    None,
+    First,
+    Negative,
+    /// Zero delta: also impossible spacing, reported as such.
+    Zero,
+    Impossible,
+}
+
+pub struct TsChecker {
+    source: Source,
+    link_bps: u64,
+    prev: HashMap<u32, Prev>,
+    /// Label for events: the file name or queue.
+    pub origin: String,
+}
+
+impl TsChecker {
+    pub fn new(source: Source, link_bps: u64) -> Self {
+        TsChecker {
+            source,
+            link_bps: link_bps.max(1),
+            prev: HashMap::new(),
+            origin: String::new(),
+        }
+    }
+
+    /// Starts a new input (a new file): its sources begin afresh.
+    pub fn reset(&mut self, origin: &str) {
+        self.prev.clear();
+        self.origin = origin.to_string();
+    }
+
+    /// True when `delta_ns` is shorter than the wire time of a frame of `wire_len` bytes.
+    #[inline]
+    pub fn impossible(link_bps: u64, delta_ns: i64, wire_len: u32) -> bool {
+        // Δ < (len+24)·8/speed  ⇔  Δ_ns · speed < (len+24)·8·1e9, exact in integers.
+        delta_ns >= 0
+            && (delta_ns as u128) * (link_bps as u128) < (wire_len as u128 + 24) * 8 * 1_000_000_000
+    }
+
+    /// Checks one packet; `emit` receives anomaly events (already rate-limited).
+    #[inline]
+    pub fn check(
+        &mut self,
+        iface: u32,
+        ts: i64,
+        wire_len: u32,
+        number: u64,
+        d: Option<&Decoded>,
+        c: &mut Counters,
+        mut emit: impl FnMut(serde_json::Value),
+    ) -> Anomaly {
+        let flow = d.map(FlowId::of);
+        let (src, bps) = (self.source, self.link_bps);
+        let p = match self.prev.get_mut(&iface) {
+            Some(p) => p,
+            None => {
+                self.prev.insert(
+                    iface,
+                    Prev {
+                        ts,
+                        number,
+                        flow,
+                        ..Prev::default()
+                    },
+                );
+                return Anomaly::First;
+            }
+        };
+        let delta = ts.saturating_sub(p.ts);
+        let mut out = Anomaly::None;
+        if delta < 0 {
+            c.inc(slot::ts_negative(src));
+            c.observe_ns(slot::neg_hist(src), delta.unsigned_abs());
+            out = Anomaly::Negative;
+            if p.neg_events < EVENTS_PER_SOURCE {
+                p.neg_events += 1;
+                emit(self::event(
+                    "timestamp-negative-delta",
+                    &self.origin,
+                    iface,
+                    number,
+                    delta,
+                    ts,
+                    p,
+                    flow,
+                ));
+            }
+        } else {
+            c.observe_ns(slot::iat_hist(src), delta as u64);
+            if delta == 0 {
+                c.inc(slot::ts_zero(src));
+                out = Anomaly::Zero;
+            }
+            if Self::impossible(bps, delta, wire_len) {
+                c.inc(slot::ts_impossible(src));
+                if out == Anomaly::None {
+                    out = Anomaly::Impossible;
+                }
+                if p.spacing_events < EVENTS_PER_SOURCE {
+                    p.spacing_events += 1;
+                    emit(self::event(
+                        "timestamp-impossible-spacing",
+                        &self.origin,
+                        iface,
+                        number,
+                        delta,
+                        ts,
+                        p,
+                        flow,
+                    ));
+                }
+            }
+        }
+        p.ts = ts;
+        p.number = number;
+        p.flow = flow;
+        out
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn event(
+    action: &str,
+    origin: &str,
+    iface: u32,
+    number: u64,
+    delta: i64,
+    ts: i64,
+    prev: &Prev,
+    flow: Option<FlowId>,
+) -> serde_json::Value {
+    json!({
+        "@timestamp": metrics::events::rfc3339(ts),
+        "event": {"kind": "event", "category": ["network"], "type": ["info"], "action": action, "dataset": "spanwatch.timestamps"},
+        "observer": {"ingress": {"interface": {"id": iface.to_string()}}},
+        "spanwatch": {
+            "capture": origin,
+            "packet_number": number,
+            "previous_packet_number": prev.number,
+            "delta_seconds": delta as f64 * 1e-9,
+            "flow": flow.map(|f| f.json()),
+            "previous_flow": prev.flow.map(|f| f.json()),
+        }
+    })
+}
+
+/// Parses a link speed: "10G", "1G", "25G", "100M", "40Gbit", or a plain number of bit/s.
+pub fn parse_link_speed(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t
+        .trim_end_matches("bit/s")
+        .trim_end_matches("bps")
+        .trim_end_matches("bit");
+    let (num, mul) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 1e3),
+        'm' => (&t[..t.len() - 1], 1e6),
+        'g' => (&t[..t.len() - 1], 1e9),
+        't' => (&t[..t.len() - 1], 1e12),
+        _ => (t, 1.0),
+    };
+    let v: f64 = num.trim().parse().ok()?;
+    let bps = v * mul;
+    (bps >= 1.0 && bps < 1e15).then_some(bps as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spacing_formula_matches_design() {
+        // 64-byte frame at 10G: (64+24)*8/1e10 s = 70.4 ns.
+        assert!(TsChecker::impossible(10_000_000_000, 70, 64));
+        assert!(!TsChecker::impossible(10_000_000_000, 71, 64));
+        assert!(TsChecker::impossible(10_000_000_000, 0, 64));
+        assert!(!TsChecker::impossible(10_000_000_000, -5, 64));
+        // 1500 bytes at 1G: 12.192 µs.
+        assert!(TsChecker::impossible(1_000_000_000, 12_191, 1500));
+        assert!(!TsChecker::impossible(1_000_000_000, 12_192, 1500));
+    }
+
+    #[test]
+    fn counts_negative_and_zero_per_source() {
+        let mut t = TsChecker::new(Source::Pcap, 10_000_000_000);
+        let mut c = Counters::new();
+        let mut evs = Vec::new();
+        for (iface, ts) in [(0, 1000), (1, 500), (0, 900), (0, 900), (1, 2_000_000)] {
+            t.check(iface, ts, 60, 1, None, &mut c, |e| evs.push(e));
+        }
+        assert_eq!(c.get(slot::ts_negative(Source::Pcap)), 1);
+        assert_eq!(c.get(slot::ts_zero(Source::Pcap)), 1);
+        assert_eq!(evs.len(), 2); // the negative delta and the zero (impossible) spacing
+    }
+
+    #[test]
+    fn link_speeds() {
+        assert_eq!(parse_link_speed("10G"), Some(10_000_000_000));
+        assert_eq!(parse_link_speed("1g"), Some(1_000_000_000));
+        assert_eq!(parse_link_speed("100M"), Some(100_000_000));
+        assert_eq!(parse_link_speed("25Gbit"), Some(25_000_000_000));
+        assert_eq!(parse_link_speed("fast"), None);
+    }
+}

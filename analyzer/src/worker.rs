@@ -1,0 +1,389 @@
+//! One analysis worker: takes batches, keeps its own flow table, fragment reassembly and protocol
+//! state, and counts into plain per-worker counters that it publishes once per batch. Shares
+//! nothing with other workers (sharding by address pair makes that possible).
+
+use crate::batch::{Batch, Pkt as BatchPkt};
+use crate::decode::{tcp_flags, Decoded, L4};
+use crate::flow::{
+    Class, Exit, Flow, FlowKey, FlowTable, SentData, TCP_TIMEOUT_NS, UDP_TIMEOUT_NS,
+};
+use crate::frag::{FragResult, Reassembly};
+use crate::protocols::{self, ftp, icmp, Config, Env, Next, Pkt, Shared, Verdict, PROTOCOLS};
+use metrics::events::EventSink;
+use metrics::{slot, Counters, EvictReason, Proto, Source};
+use std::sync::Arc;
+
+/// Payload packets a flow may show before it is given up as other_tcp / other_udp.
+pub const MAX_PROBE_PACKETS: u16 = 10;
+
+pub struct Worker {
+    table: FlowTable,
+    frag: Reassembly,
+    frag_buf: Vec<u8>,
+    shared: Shared,
+    c: Counters,
+    publish: Arc<metrics::Shared>,
+    events: EventSink,
+    cfg: Arc<Config>,
+    source: Source,
+    now: i64,
+}
+
+fn other_for(l4: L4) -> Proto {
+    match l4 {
+        L4::Tcp => Proto::OtherTcp,
+        L4::Udp => Proto::OtherUdp,
+        L4::Icmp => Proto::Icmp,
+        _ => Proto::OtherIp,
+    }
+}
+
+#[inline]
+fn seq_ge(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) >= 0
+}
+
+impl Worker {
+    pub fn new(
+        max_flows: usize,
+        publish: Arc<metrics::Shared>,
+        events: EventSink,
+        cfg: Arc<Config>,
+        source: Source,
+    ) -> Self {
+        Worker {
+            table: FlowTable::new(max_flows),
+            frag: Reassembly::default(),
+            frag_buf: Vec::new(),
+            shared: Shared::default(),
+            c: Counters::new(),
+            publish,
+            events,
+            cfg,
+            source,
+            now: i64::MIN,
+        }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.c
+    }
+
+    pub fn process(&mut self, b: &Batch) {
+        if b.now_ns > self.now {
+            self.now = b.now_ns;
+            while let Some((f, why)) = self.table.pop_expired(self.now) {
+                self.finish(f, why);
+            }
+        }
+        for p in &b.pkts {
+            self.packet(p, b.payload(p));
+        }
+        self.publish();
+    }
+
+    pub fn publish(&mut self) {
+        self.c.set(slot::FLOWS_ACTIVE, self.table.len() as u64);
+        self.publish.publish(&self.c);
+    }
+
+    /// Ends every flow (end of input) and publishes the final counts.
+    pub fn finish_all(&mut self) {
+        while let Some(f) = self.table.pop_any() {
+            self.finish(f, Exit::EndOfInput);
+        }
+        self.publish();
+    }
+
+    fn packet(&mut self, p: &BatchPkt, payload: &[u8]) {
+        let d = &p.d;
+        match d.l4 {
+            L4::Fragment => {
+                self.c.inc(slot::ip_fragments(d.v6));
+                let mut buf = std::mem::take(&mut self.frag_buf);
+                match self.frag.add(p.ts_ns, d, payload, &mut buf) {
+                    FragResult::Complete => {
+                        self.c.inc(slot::ip_reassembled(d.v6));
+                        if let Some((nd, range)) = reassembled(d, &buf) {
+                            self.flow_packet(p.ts_ns, p.number, &nd, &buf[range]);
+                        }
+                    }
+                    FragResult::Dropped(why) => self.c.inc(slot::stream_issue(why)),
+                    FragResult::Pending => {}
+                }
+                self.frag_buf = buf;
+            }
+            L4::Icmp if d.is_icmp_error() => self.icmp_error(d, payload),
+            _ => self.flow_packet(p.ts_ns, p.number, d, payload),
+        }
+    }
+
+    fn icmp_error(&mut self, d: &Decoded, payload: &[u8]) {
+        let Some((kind, q)) = icmp::quoted(d, payload) else {
+            return;
+        };
+        let proto = match q {
+            Some(q) => {
+                let (key, _) = FlowKey::of(&q);
+                let known =
+                    self.table
+                        .find(q.flow, &key)
+                        .and_then(|i| match self.table.get(i).class {
+                            Class::Known(p) => Some(p),
+                            Class::Unknown => None,
+                        });
+                known.unwrap_or_else(|| icmp::quoted_protocol(&q, payload))
+            }
+            None => Proto::OtherIp,
+        };
+        self.c.inc(slot::icmp_error(kind, proto));
+    }
+
+    fn flow_packet(&mut self, ts: i64, number: u64, d: &Decoded, payload: &[u8]) {
+        let (key, src_is_a) = FlowKey::of(d);
+        let syn_only =
+            d.l4 == L4::Tcp && d.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
+        let mut idx = self.table.find(d.flow, &key);
+        if let Some(i) = idx {
+            let f = self.table.get(i);
+            let timeout = if f.l4 == L4::Tcp {
+                TCP_TIMEOUT_NS
+            } else {
+                UDP_TIMEOUT_NS
+            };
+            let reused = syn_only && self.table.is_closed(i);
+            let f = self.table.get(i);
+            let idle = ts.saturating_sub(f.last_ts) > timeout;
+            if reused || idle {
+                let f = self.table.remove(i);
+                self.finish(f, if reused { Exit::Closed } else { Exit::Timeout });
+                idx = None;
+            }
+        }
+        let i = match idx {
+            Some(i) => {
+                self.table.touch(i, ts);
+                i
+            }
+            None => self.new_flow(key, src_is_a, d, ts),
+        };
+
+        let Worker {
+            table,
+            c,
+            shared,
+            events,
+            cfg,
+            source,
+            ..
+        } = self;
+        let f = table.get(i);
+        let from_client = src_is_a == f.client_is_a;
+        let mut closed = false;
+        if d.l4 == L4::Tcp {
+            let me = src_is_a as usize;
+            if d.tcp_flags & tcp_flags::FIN != 0 {
+                f.fin[me] = true;
+            }
+            if d.tcp_flags & tcp_flags::RST != 0 {
+                f.rst = true;
+            }
+            closed = f.rst || (f.fin[0] && f.fin[1]);
+            causality(f, d, me, ts, payload.len(), c, *source);
+        }
+        if !payload.is_empty() {
+            let mut env = Env {
+                c,
+                events,
+                source: *source,
+                cfg,
+                shared,
+            };
+            let pk = Pkt {
+                ts,
+                number,
+                d,
+                payload,
+                from_client,
+            };
+            match f.class {
+                Class::Unknown => classify(f, &pk, &mut env),
+                Class::Known(_) => {
+                    if !f.session_done {
+                        if let Some(s) = f.session.as_mut() {
+                            if let Next::Done = s.on_packet(&pk, &mut env) {
+                                f.session_done = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if closed {
+            table.mark_closed(i);
+        }
+    }
+
+    fn new_flow(&mut self, key: FlowKey, src_is_a: bool, d: &Decoded, ts: i64) -> u32 {
+        if self.table.full() {
+            if let Some(f) = self.table.pop_oldest() {
+                self.finish(f, Exit::Pressure);
+            }
+        }
+        // The client is whoever sent the SYN; a SYN-ACK names the other side; else the first sender.
+        let synack = d.l4 == L4::Tcp
+            && d.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == (tcp_flags::SYN | tcp_flags::ACK);
+        let client_is_a = if synack { !src_is_a } else { src_is_a };
+        let i = self.table.insert(key, d.flow, d.l4, ts, client_is_a);
+        let Worker {
+            table,
+            c,
+            shared,
+            events,
+            cfg,
+            source,
+            ..
+        } = self;
+        let f = table.get(i);
+        match d.l4 {
+            L4::Icmp => {
+                f.class = Class::Known(Proto::Icmp);
+                c.inc(slot::sessions(Proto::Icmp, d.v6));
+            }
+            L4::Tcp => {
+                if let Some(mode) = shared.ftp.take(d, ts) {
+                    f.class = Class::Known(Proto::FtpData);
+                    c.inc(slot::sessions(Proto::FtpData, d.v6));
+                    c.inc(slot::ftp_data(mode));
+                    f.session = Some(Box::new(ftp::DataSession::new(d.v6)));
+                    let _ = (events, cfg, source);
+                }
+            }
+            _ => {}
+        }
+        i
+    }
+
+    fn finish(&mut self, mut f: Flow, why: Exit) {
+        match why {
+            Exit::Timeout => self.c.inc(slot::flows_evicted(EvictReason::Timeout)),
+            Exit::Pressure => self.c.inc(slot::flows_evicted(EvictReason::Pressure)),
+            Exit::Closed => self.c.inc(slot::flows_evicted(EvictReason::Closed)),
+            Exit::EndOfInput => {}
+        }
+        if f.class == Class::Unknown {
+            self.c.inc(slot::sessions(other_for(f.l4), f.key.v6));
+        }
+        if let Some(mut s) = f.session.take() {
+            let mut env = Env {
+                c: &mut self.c,
+                events: &self.events,
+                source: self.source,
+                cfg: &self.cfg,
+                shared: &mut self.shared,
+            };
+            s.on_end(f.last_ts, &mut env);
+        }
+    }
+}
+
+fn classify(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env<'_>) {
+    f.payload_pkts = f.payload_pkts.saturating_add(1);
+    let mut maybe = false;
+    for (bit, pr) in PROTOCOLS.iter().enumerate() {
+        if pr.l4 != f.l4 || f.rejected & (1 << bit) != 0 {
+            continue;
+        }
+        match (pr.probe)(pk, &mut f.memo[bit]) {
+            Verdict::Yes => {
+                f.class = Class::Known(pr.proto);
+                if !pr.counts_itself {
+                    env.session(pr.proto, pk.d.v6);
+                }
+                // Implicit FTPS (RFC 4217 §2: port 990) is TLS from the first byte.
+                if pr.proto == Proto::Tls && (pk.d.sport == 990 || pk.d.dport == 990) {
+                    env.session(Proto::Ftps, pk.d.v6);
+                }
+                f.session = (pr.start)(pk, env);
+                if let Some(s) = f.session.as_mut() {
+                    if let Next::Done = s.on_packet(pk, env) {
+                        f.session_done = true;
+                    }
+                }
+                return;
+            }
+            Verdict::No => f.rejected |= 1 << bit,
+            Verdict::Maybe => maybe = true,
+        }
+    }
+    if !maybe || f.payload_pkts >= MAX_PROBE_PACKETS {
+        f.class = Class::Known(other_for(f.l4));
+        env.session(other_for(f.l4), pk.d.v6);
+    }
+}
+
+/// An acknowledgement stamped before the data it acknowledges (DESIGN: causality per TCP flow).
+fn causality(
+    f: &mut Flow,
+    d: &Decoded,
+    me: usize,
+    ts: i64,
+    len: usize,
+    c: &mut Counters,
+    src: Source,
+) {
+    if d.tcp_flags & tcp_flags::ACK != 0 {
+        let other = &mut f.sent[1 - me];
+        if other.valid && seq_ge(d.ack, other.end_seq) {
+            if other.ts > ts {
+                c.inc(slot::ts_causality(src));
+            }
+            other.valid = false;
+        }
+    }
+    if len > 0 {
+        let syn = (d.tcp_flags & tcp_flags::SYN != 0) as u32;
+        let end = d.seq.wrapping_add(syn).wrapping_add(len as u32);
+        let mine = &mut f.sent[me];
+        if !mine.valid || seq_ge(end, mine.end_seq) {
+            *mine = SentData {
+                end_seq: end,
+                ts,
+                valid: true,
+            };
+        }
+    }
+}
+
+/// The flow view of a reassembled datagram: its transport header parsed, the payload range.
+fn reassembled(d: &Decoded, buf: &[u8]) -> Option<(Decoded, std::ops::Range<usize>)> {
+    let mut nd = *d;
+    match d.proto {
+        17 if buf.len() >= 8 => {
+            nd.l4 = L4::Udp;
+            nd.sport = u16::from_be_bytes([buf[0], buf[1]]);
+            nd.dport = u16::from_be_bytes([buf[2], buf[3]]);
+            let ulen = (u16::from_be_bytes([buf[4], buf[5]]) as usize).clamp(8, buf.len());
+            nd.finish_hashes();
+            Some((nd, 8..ulen))
+        }
+        6 => {
+            let t = etherparse::TcpSlice::from_slice(buf).ok()?;
+            nd.l4 = L4::Tcp;
+            nd.sport = t.source_port();
+            nd.dport = t.destination_port();
+            nd.seq = t.sequence_number();
+            nd.ack = t.acknowledgment_number();
+            let hl = t.header_slice().len();
+            nd.finish_hashes();
+            Some((nd, hl..buf.len()))
+        }
+        _ => {
+            nd.l4 = L4::OtherIp;
+            nd.finish_hashes();
+            Some((nd, 0..buf.len()))
+        }
+    }
+}
+
+pub use protocols::Config as WorkerConfig;
