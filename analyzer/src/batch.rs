@@ -12,6 +12,9 @@ pub struct Pkt {
     pub ts_ns: i64,
     /// Original frame length on the wire.
     pub wire_len: u32,
+    /// The producer's clock when it read this packet: the latest capture time seen so far in any
+    /// source. Workers expire flows by it, so expiry does not depend on how packets were sharded.
+    pub clock_ns: i64,
     /// Number of this packet in its source (1-based, like tshark's frame.number).
     pub number: u64,
     pub payload_off: u32,
@@ -49,11 +52,20 @@ impl Batch {
         self.pkts.len() >= Self::PKTS || self.data.len() + len > self.data.capacity()
     }
     #[inline]
-    pub fn push(&mut self, ts_ns: i64, wire_len: u32, number: u64, d: Decoded, payload: &[u8]) {
+    pub fn push(
+        &mut self,
+        ts_ns: i64,
+        clock_ns: i64,
+        wire_len: u32,
+        number: u64,
+        d: Decoded,
+        payload: &[u8],
+    ) {
         let off = self.data.len();
         self.data.extend_from_slice(payload);
         self.pkts.push(Pkt {
             ts_ns,
+            clock_ns,
             wire_len,
             number,
             payload_off: off as u32,

@@ -332,8 +332,55 @@ fn icmp_ids(d: &mut Decoded, b5to8: [u8; 4]) {
     }
 }
 
-/// Decodes one captured frame of link type `link`.
+/// How many tunnel layers (IP-in-IP, 6in4, GRE) are opened before giving up.
+const MAX_TUNNEL_DEPTH: u8 = 3;
+
+/// Decodes one captured frame of link type `link`. Tunnels (IPv4/IPv6 in IP, protocol 4 and 41;
+/// GRE, RFC 2784/2890) are opened: the flow is the innermost one, as tshark and Zeek see it.
 pub fn decode(link: u32, frame: &[u8]) -> Result<(Decoded, &[u8]), DecodeError> {
+    decode_at(link, frame, 0)
+}
+
+fn decode_at(link: u32, frame: &[u8], depth: u8) -> Result<(Decoded, &[u8]), DecodeError> {
+    let r = decode_one(link, frame)?;
+    if r.0.l4 != L4::OtherIp || depth >= MAX_TUNNEL_DEPTH {
+        return Ok(r);
+    }
+    let inner = match r.0.proto {
+        4 | 41 => Some((link::RAW, r.1)),
+        47 => gre_payload(r.1),
+        _ => None,
+    };
+    match inner {
+        Some((l, bytes)) => decode_at(l, bytes, depth + 1).or(Ok(r)),
+        None => Ok(r),
+    }
+}
+
+/// The payload of a GRE packet (RFC 2784, RFC 2890 key and sequence) carrying IP or Ethernet.
+fn gre_payload(b: &[u8]) -> Option<(u32, &[u8])> {
+    if b.len() < 4 || b[1] & 0x07 != 0 {
+        return None; // only version 0
+    }
+    let mut off = 4;
+    if b[0] & 0x80 != 0 {
+        off += 4; // checksum + reserved
+    }
+    if b[0] & 0x20 != 0 {
+        off += 4; // key
+    }
+    if b[0] & 0x10 != 0 {
+        off += 4; // sequence number
+    }
+    let rest = b.get(off..)?;
+    match u16::from_be_bytes([b[2], b[3]]) {
+        0x0800 | 0x86dd => Some((link::RAW, rest)),
+        0x6558 => Some((link::ETHERNET, rest)),
+        _ => None,
+    }
+}
+
+fn decode_one(link: u32, frame: &[u8]) -> Result<(Decoded, &[u8]), DecodeError> {
     let mut d = Decoded::default();
     let strict = match link {
         link::ETHERNET => SlicedPacket::from_ethernet(frame),
@@ -354,7 +401,10 @@ pub fn decode(link: u32, frame: &[u8]) -> Result<(Decoded, &[u8]), DecodeError> 
     if let Ok(p) = &strict {
         return match from_strict(p) {
             Some(net) => finish(net, p.transport.as_ref(), &mut d).map(|pl| (d, pl)),
-            None => Err(DecodeError::NonIp),
+            None => match pppoe_ip(link, frame) {
+                Some(ip) => decode_one(link::RAW, ip),
+                None => Err(DecodeError::NonIp),
+            },
         };
     }
     // The strict parser refused: try the lax one (truncated captures keep what they have).
@@ -381,6 +431,31 @@ pub fn decode(link: u32, frame: &[u8]) -> Result<(Decoded, &[u8]), DecodeError> 
             Some(false) => Err(DecodeError::Truncated),
             None => Err(DecodeError::Malformed),
         },
+    }
+}
+
+/// The IP packet inside a PPPoE session frame (RFC 2516 §4, PPP protocol 0x0021 / 0x0057), after
+/// Ethernet and any 802.1Q/802.1ad tags.
+fn pppoe_ip(link: u32, frame: &[u8]) -> Option<&[u8]> {
+    if link != link::ETHERNET {
+        return None;
+    }
+    let mut off = 12;
+    let mut et = u16::from_be_bytes([*frame.get(off)?, *frame.get(off + 1)?]);
+    while matches!(et, 0x8100 | 0x88a8 | 0x9100) {
+        off += 4;
+        et = u16::from_be_bytes([*frame.get(off)?, *frame.get(off + 1)?]);
+    }
+    if et != 0x8864 {
+        return None;
+    }
+    let pppoe = frame.get(off + 2..)?;
+    if pppoe.len() < 8 || pppoe[0] != 0x11 || pppoe[1] != 0 {
+        return None;
+    }
+    match u16::from_be_bytes([pppoe[6], pppoe[7]]) {
+        0x0021 | 0x0057 => Some(&pppoe[8..]),
+        _ => None,
     }
 }
 
@@ -431,7 +506,7 @@ mod tests {
 
     fn udp_frame(payload: &[u8]) -> Vec<u8> {
         let b = PacketBuilder::ethernet2([1; 6], [2; 6])
-            .single_vlan(10.into())
+            .single_vlan(etherparse::VlanId::try_new(10).unwrap())
             .ipv4([198, 18, 0, 1], [198, 18, 0, 2], 64)
             .udp(5353, 5353);
         let mut v = Vec::new();
@@ -464,7 +539,7 @@ mod tests {
         let (d, pl) = decode(link::ETHERNET, &v).unwrap();
         assert_eq!(d.l4, L4::Tcp);
         assert!(d.v6);
-        assert_eq!(pl, b"USER al");
+        assert_eq!(pl, b"USER ali");
     }
 
     #[test]

@@ -4,12 +4,19 @@
 //! OSPF neighbour pair — meets on one worker), and `flow` over the unordered 5-tuple (the
 //! flow-table key hash). Both are the same whichever direction a packet travels.
 
+/// MurmurHash3's 64-bit finalizer: every input bit flips each output bit with probability ~1/2.
+#[inline]
+fn fmix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
 #[inline]
 fn mix(a: u64, b: u64) -> u64 {
-    // One round of a 128-bit multiply fold (as in wyhash): fast, and every input bit reaches the output.
-    let r = (a ^ 0x2d35_8dcc_aa6c_78a5).wrapping_mul(b ^ 0x8bb8_4b93_962e_acc9) as u128;
-    let r = (a as u128 ^ 0x2d35_8dcc_aa6c_78a5) * (b as u128 ^ 0x8bb8_4b93_962e_acc9) ^ r;
-    (r as u64) ^ ((r >> 64) as u64)
+    fmix(a ^ b.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(31))
 }
 
 #[inline]

@@ -7,7 +7,7 @@ use crate::decode::decode;
 use crate::hash::pick;
 use crate::protocols::Config;
 use crate::source::pcap::{PcapFile, ReadError};
-use crate::timestamps::TsChecker;
+use crate::timestamps::{Stamp, TsChecker};
 use crate::worker::Worker;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use metrics::events::EventSink;
@@ -149,10 +149,12 @@ fn reader(
                 let decoded = decode(frame.link, frame.data);
                 let d = decoded.as_ref().ok().map(|(d, _)| d);
                 ts.check(
-                    frame.iface,
-                    frame.ts_ns,
-                    frame.wire_len,
-                    number,
+                    Stamp {
+                        iface: frame.iface,
+                        ts: frame.ts_ns,
+                        wire_len: frame.wire_len,
+                        number,
+                    },
                     d,
                     &mut c,
                     |e| {
@@ -175,6 +177,7 @@ fn reader(
                         let b = open[w].as_mut().expect("batch present");
                         b.push(
                             frame.ts_ns,
+                            now,
                             frame.wire_len,
                             number,
                             d,
@@ -205,11 +208,12 @@ fn reader(
         fr.corrupt = st.corrupt;
         report.files.push(fr);
     }
+    // Every worker gets the final clock, even one with nothing left to do, so that what times out
+    // at the end does not depend on how packets were sharded.
     for (w, b) in open.iter_mut().enumerate() {
-        if let Some(mut b) = b.take() {
-            b.now_ns = now;
-            let _ = queues[w].send(b);
-        }
+        let mut b = b.take().unwrap_or_else(|| pool.recv().unwrap_or_default());
+        b.now_ns = now;
+        let _ = queues[w].send(b);
     }
     publish.publish(&c);
     report

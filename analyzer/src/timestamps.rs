@@ -52,6 +52,15 @@ impl FlowId {
     }
 }
 
+/// One packet's place in its source: what the checks look at.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamp {
+    pub iface: u32,
+    pub ts: i64,
+    pub wire_len: u32,
+    pub number: u64,
+}
+
 /// What one check found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Anomaly {
@@ -99,14 +108,17 @@ impl TsChecker {
     #[inline]
     pub fn check(
         &mut self,
-        iface: u32,
-        ts: i64,
-        wire_len: u32,
-        number: u64,
+        s: Stamp,
         d: Option<&Decoded>,
         c: &mut Counters,
         mut emit: impl FnMut(serde_json::Value),
     ) -> Anomaly {
+        let Stamp {
+            iface,
+            ts,
+            wire_len,
+            number,
+        } = s;
         let flow = d.map(FlowId::of);
         let (src, bps) = (self.source, self.link_bps);
         let p = match self.prev.get_mut(&iface) {
@@ -218,7 +230,7 @@ pub fn parse_link_speed(s: &str) -> Option<u64> {
     };
     let v: f64 = num.trim().parse().ok()?;
     let bps = v * mul;
-    (bps >= 1.0 && bps < 1e15).then_some(bps as u64)
+    (1.0..1e15).contains(&bps).then_some(bps as u64)
 }
 
 #[cfg(test)]
@@ -243,7 +255,17 @@ mod tests {
         let mut c = Counters::new();
         let mut evs = Vec::new();
         for (iface, ts) in [(0, 1000), (1, 500), (0, 900), (0, 900), (1, 2_000_000)] {
-            t.check(iface, ts, 60, 1, None, &mut c, |e| evs.push(e));
+            t.check(
+                Stamp {
+                    iface,
+                    ts,
+                    wire_len: 60,
+                    number: 1,
+                },
+                None,
+                &mut c,
+                |e| evs.push(e),
+            );
         }
         assert_eq!(c.get(slot::ts_negative(Source::Pcap)), 1);
         assert_eq!(c.get(slot::ts_zero(Source::Pcap)), 1);

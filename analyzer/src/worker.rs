@@ -4,9 +4,7 @@
 
 use crate::batch::{Batch, Pkt as BatchPkt};
 use crate::decode::{tcp_flags, Decoded, L4};
-use crate::flow::{
-    Class, Exit, Flow, FlowKey, FlowTable, SentData, TCP_TIMEOUT_NS, UDP_TIMEOUT_NS,
-};
+use crate::flow::{Class, Exit, Flow, FlowKey, FlowTable, SentData};
 use crate::frag::{FragResult, Reassembly};
 use crate::protocols::{self, ftp, icmp, Config, Env, Next, Pkt, Shared, Verdict, PROTOCOLS};
 use metrics::events::EventSink;
@@ -70,16 +68,25 @@ impl Worker {
     }
 
     pub fn process(&mut self, b: &Batch) {
-        if b.now_ns > self.now {
-            self.now = b.now_ns;
-            while let Some((f, why)) = self.table.pop_expired(self.now) {
-                self.finish(f, why);
-            }
-        }
         for p in &b.pkts {
+            // Packet time drives expiry, on the reader's clock (the latest time seen anywhere).
+            if p.clock_ns > self.now {
+                self.advance(p.clock_ns);
+            }
             self.packet(p, b.payload(p));
         }
+        // The reader's clock moves a quiet worker's flows along too.
+        if b.now_ns > self.now {
+            self.advance(b.now_ns);
+        }
         self.publish();
+    }
+
+    fn advance(&mut self, now: i64) {
+        self.now = now;
+        while let Some((f, why)) = self.table.pop_expired(now) {
+            self.finish(f, why);
+        }
     }
 
     pub fn publish(&mut self) {
@@ -144,19 +151,12 @@ impl Worker {
         let syn_only =
             d.l4 == L4::Tcp && d.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
         let mut idx = self.table.find(d.flow, &key);
+        // Idle flows are already gone (expired on the clock before this packet). A SYN on a
+        // closed flow's tuple is a new connection.
         if let Some(i) = idx {
-            let f = self.table.get(i);
-            let timeout = if f.l4 == L4::Tcp {
-                TCP_TIMEOUT_NS
-            } else {
-                UDP_TIMEOUT_NS
-            };
-            let reused = syn_only && self.table.is_closed(i);
-            let f = self.table.get(i);
-            let idle = ts.saturating_sub(f.last_ts) > timeout;
-            if reused || idle {
+            if syn_only && self.table.is_closed(i) {
                 let f = self.table.remove(i);
-                self.finish(f, if reused { Exit::Closed } else { Exit::Timeout });
+                self.finish(f, Exit::Closed);
                 idx = None;
             }
         }

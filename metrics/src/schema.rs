@@ -29,13 +29,17 @@ pub enum Proto {
     Ssh,
     Bfd,
     Ospf,
+    Smtp,
+    Imap,
+    Pop3,
+    Ssdp,
     Icmp,
     OtherTcp,
     OtherUdp,
     OtherIp,
 }
 impl Proto {
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 18;
     pub const ALL: [Proto; Proto::COUNT] = [
         Proto::Ftp,
         Proto::FtpData,
@@ -47,6 +51,10 @@ impl Proto {
         Proto::Ssh,
         Proto::Bfd,
         Proto::Ospf,
+        Proto::Smtp,
+        Proto::Imap,
+        Proto::Pop3,
+        Proto::Ssdp,
         Proto::Icmp,
         Proto::OtherTcp,
         Proto::OtherUdp,
@@ -63,6 +71,10 @@ impl Proto {
         "ssh",
         "bfd",
         "ospf",
+        "smtp",
+        "imap",
+        "pop3",
+        "ssdp",
         "icmp",
         "other_tcp",
         "other_udp",

@@ -70,7 +70,7 @@ pub fn parse_control(b: &[u8]) -> Option<Control> {
 
 fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
     let d = p.d;
-    if d.dport == ECHO_PORT || (d.sport == ECHO_PORT && d.dport == ECHO_PORT) {
+    if d.dport == ECHO_PORT || d.sport == ECHO_PORT {
         return Verdict::Yes;
     }
     if (d.dport == CONTROL_PORT

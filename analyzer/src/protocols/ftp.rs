@@ -137,7 +137,6 @@ fn start(p: &Pkt<'_>, _env: &mut Env<'_>) -> Option<Box<dyn Session>> {
             login: None,
             pending: Pending::None,
             tls: None,
-            walkers: Default::default(),
             reported_overlong: [0, 0],
         },
     }))
@@ -182,10 +181,8 @@ struct Inner {
     user: Option<User>,
     login: Option<Login>,
     pending: Pending,
-    /// After AUTH TLS/SSL + 234: the TLS handshake state, and per direction a record walker that
-    /// notices a return to clear text.
-    tls: Option<tls::Tls>,
-    walkers: [RecordWalker; 2],
+    /// After AUTH TLS/SSL + 234: the TLS state, which notices a return to clear text.
+    tls: Option<tls::Upgrade>,
     reported_overlong: [u32; 2],
 }
 
@@ -223,8 +220,7 @@ impl Inner {
 
     fn bytes(&mut self, p: &Pkt<'_>, i: usize, mut data: &[u8], env: &mut Env<'_>) {
         if let Some(tls) = self.tls.as_mut() {
-            let n = self.walkers[i].records(data);
-            tls.feed(i == 1, &data[..n], env);
+            let n = tls.feed(i == 1, data, env);
             if n == data.len() {
                 return;
             }
@@ -234,7 +230,6 @@ impl Inner {
             }
             // Clear text again (after CCC, or a handshake the server refused in clear).
             self.tls = None;
-            self.walkers = Default::default();
             self.lines = [LineBuf::new(MAX_LINE), LineBuf::new(MAX_LINE)];
         }
         let mut lines = std::mem::replace(&mut self.lines[i], LineBuf::new(0));
@@ -369,8 +364,7 @@ impl Inner {
             (Pending::Auth, 234) => {
                 self.pending = Pending::None;
                 self.count(Proto::Ftps, env);
-                self.tls = Some(tls::Tls::default());
-                self.walkers = Default::default();
+                self.tls = Some(tls::Upgrade::default());
                 // Whatever the client sends from here is TLS; a partial line held so far is stale.
                 self.lines[1] = LineBuf::new(MAX_LINE);
             }
@@ -390,13 +384,19 @@ impl Inner {
         ts: i64,
         env: &mut Env<'_>,
     ) {
-        // Passive: the client connects to the announced address. Active: the server connects to it.
-        let connector = if passive {
-            self.client.0
+        // Passive: the client connects to the server's announced port. Active: the server connects
+        // to the client's. The connection is expected at the address seen on the control
+        // connection (behind NAT the announced address is a private one the wire never shows),
+        // and also at the announced address when that differs (a third host, as in FXP).
+        let (connector, observed) = if passive {
+            (self.client.0, self.server.0)
         } else {
-            self.server.0
+            (self.server.0, self.client.0)
         };
-        let listener = match ip {
+        env.shared
+            .ftp
+            .insert(observed, self.v6, port, connector, mode, ts);
+        let announced = match ip {
             IpAddr::V4(a) => {
                 let mut o = [0u8; 16];
                 o[..4].copy_from_slice(&a.octets());
@@ -404,9 +404,11 @@ impl Inner {
             }
             IpAddr::V6(a) => (a.octets(), true),
         };
-        env.shared
-            .ftp
-            .insert(listener.0, listener.1, port, connector, mode, ts);
+        if announced != (observed, self.v6) {
+            env.shared
+                .ftp
+                .insert(announced.0, announced.1, port, connector, mode, ts);
+        }
     }
 
     fn finish_login(&mut self, outcome: LoginOutcome, code: Option<u16>, env: &mut Env<'_>) {
@@ -458,42 +460,6 @@ fn looks_like_line(b: &[u8]) -> bool {
     let v = verb(b);
     (v.len() >= 3 && v.len() <= 4 && v.iter().all(u8::is_ascii_alphabetic))
         || reply_code(b).is_some()
-}
-
-/// Walks TLS records in one direction; stops at the first byte that does not start a record.
-#[derive(Default)]
-struct RecordWalker {
-    hdr: Vec<u8>,
-    left: usize,
-}
-
-impl RecordWalker {
-    /// How many leading bytes of `b` belong to TLS records.
-    fn records(&mut self, b: &[u8]) -> usize {
-        let mut i = 0;
-        while i < b.len() {
-            if self.left > 0 {
-                let k = self.left.min(b.len() - i);
-                self.left -= k;
-                i += k;
-                continue;
-            }
-            let k = (5 - self.hdr.len()).min(b.len() - i);
-            let before = self.hdr.len();
-            self.hdr.extend_from_slice(&b[i..i + k]);
-            if !(20..=24).contains(&self.hdr[0]) || self.hdr.get(1).is_some_and(|&m| m != 3) {
-                // Not a record: clear text from here (the header bytes held before were records).
-                self.hdr.clear();
-                return i.saturating_sub(before);
-            }
-            i += k;
-            if self.hdr.len() == 5 {
-                self.left = u16::from_be_bytes([self.hdr[3], self.hdr[4]]) as usize;
-                self.hdr.clear();
-            }
-        }
-        b.len()
-    }
 }
 
 /// Keyed hash of a user name: correlates repeats without revealing the name.
@@ -560,6 +526,8 @@ pub struct Expectations {
 
 #[derive(Clone, Copy)]
 struct Expect {
+    /// Who should connect (kept for diagnostics; behind NAT it may show another address).
+    #[allow(dead_code)]
     connector: [u8; 16],
     mode: DataMode,
     expires: i64,
@@ -615,12 +583,10 @@ impl Expectations {
         if self.map.is_empty() {
             return None;
         }
-        for (listener, lport, connector) in [(d.dst, d.dport, d.src), (d.src, d.sport, d.dst)] {
+        for (listener, lport) in [(d.dst, d.dport), (d.src, d.sport)] {
             let k = (listener, d.v6, lport);
             if let Some(e) = self.map.get(&k) {
-                // A NATed announcement may name another address for the connector: accept the listener
-                // match when the connector differs only if nothing better exists.
-                if e.expires >= ts && (e.connector == connector || !d.v6) {
+                if e.expires >= ts {
                     let m = e.mode;
                     self.map.remove(&k);
                     return Some(m);
@@ -692,17 +658,5 @@ mod tests {
         assert_eq!(reply_code(b"230-Welcome"), Some((230, false)));
         assert_eq!(reply_code(b"23"), None);
         assert_eq!(reply_code(b"USER x"), None);
-    }
-
-    #[test]
-    fn walker_finds_clear_text() {
-        let mut w = RecordWalker::default();
-        let mut b = vec![23, 3, 3, 0, 2, 0xaa, 0xbb];
-        b.extend_from_slice(b"PASV\r\n");
-        assert_eq!(w.records(&b), 7);
-        let mut w = RecordWalker::default();
-        assert_eq!(w.records(&[21, 3]), 2);
-        assert_eq!(w.records(&[3, 0, 1, 9]), 4);
-        assert_eq!(w.records(b"220 ok"), 0);
     }
 }

@@ -8,7 +8,9 @@ pub mod dns;
 pub mod ftp;
 pub mod http;
 pub mod icmp;
+pub mod mail;
 pub mod ospf;
+pub mod ssdp;
 pub mod ssh;
 pub mod tls;
 
@@ -22,10 +24,14 @@ pub static PROTOCOLS: &[&Protocol] = &[
     &tls::PROTOCOL,
     &http::PROTOCOL,
     &ssh::PROTOCOL,
+    &mail::SMTP,
+    &mail::IMAP,
+    &mail::POP3,
     &dns::DNS_TCP,
     &bfd::PROTOCOL,
     &dns::MDNS,
     &dns::DNS_UDP,
+    &ssdp::PROTOCOL,
     &ospf::PROTOCOL,
 ];
 

@@ -155,16 +155,13 @@ impl Tls {
             let (chunk, rest) = b.split_at(k);
             b = rest;
             d.rec_left -= k as u16;
+            let record_done = d.rec_left == 0;
             match d.rec_type {
                 22 => self.handshake_bytes(i, chunk, env),
-                20 => {
-                    //= https://www.rfc-editor.org/rfc/rfc5246#section-7.1
-                    //# The ChangeCipherSpec message is sent ... to notify the receiving party that
-                    //# subsequent records will be protected under the newly negotiated CipherSpec
-                    if self.dirs[i].rec_left == 0 {
-                        self.change_cipher_spec(from_client, env);
-                    }
-                }
+                //= https://www.rfc-editor.org/rfc/rfc5246#section-7.1
+                //# The ChangeCipherSpec message is sent ... to notify the receiving party that
+                //# subsequent records will be protected under the newly negotiated CipherSpec
+                20 if record_done => self.change_cipher_spec(from_client, env),
                 23 => {
                     // Application data: the handshake is over for this direction.
                     self.dirs[i].encrypted = true;
@@ -245,11 +242,9 @@ impl Tls {
             (false, 11) => self.server_certificate = true,
             //= https://www.rfc-editor.org/rfc/rfc6066#section-8
             //# the server MUST send the "CertificateStatus" message immediately after the "Certificate" message
-            (false, 22) => {
-                if !self.stapled {
-                    self.stapled = true;
-                    env.c.inc(slot::OCSP_STAPLED);
-                }
+            (false, 22) if !self.stapled => {
+                self.stapled = true;
+                env.c.inc(slot::OCSP_STAPLED);
             }
             _ => {}
         }
@@ -284,7 +279,9 @@ impl Tls {
         //# For reasons of backward compatibility with middleboxes ... the HelloRetryRequest message
         //# uses the same structure as the ServerHello, but with Random set to the special value
         if random == HRR_RANDOM {
-            return; // one session, a second ClientHello follows
+            // One session: a second ClientHello follows, possibly after a compatibility CCS.
+            self.tls13 = true;
+            return;
         }
         self.server_hello = true;
         let exts: Vec<(u16, &[u8])> = extensions(ext.unwrap_or(&[])).collect();
@@ -318,6 +315,59 @@ impl Tls {
     pub fn end(&mut self, _env: &mut Env<'_>) {}
 }
 
+/// Walks TLS records in one direction; stops at the first byte that does not start a record.
+#[derive(Default)]
+pub struct RecordWalker {
+    hdr: Vec<u8>,
+    left: usize,
+}
+
+impl RecordWalker {
+    /// How many leading bytes of `b` belong to TLS records.
+    pub fn records(&mut self, b: &[u8]) -> usize {
+        let mut i = 0;
+        while i < b.len() {
+            if self.left > 0 {
+                let k = self.left.min(b.len() - i);
+                self.left -= k;
+                i += k;
+                continue;
+            }
+            let k = (5 - self.hdr.len()).min(b.len() - i);
+            let before = self.hdr.len();
+            self.hdr.extend_from_slice(&b[i..i + k]);
+            if !(20..=24).contains(&self.hdr[0]) || self.hdr.get(1).is_some_and(|&m| m != 3) {
+                // Not a record: clear text from here (the header bytes held before were records).
+                self.hdr.clear();
+                return i.saturating_sub(before);
+            }
+            i += k;
+            if self.hdr.len() == 5 {
+                self.left = u16::from_be_bytes([self.hdr[3], self.hdr[4]]) as usize;
+                self.hdr.clear();
+            }
+        }
+        b.len()
+    }
+}
+
+/// TLS that starts inside another protocol (FTP AUTH TLS, SMTP/IMAP/POP3 STARTTLS): records are
+/// followed until a direction stops looking like TLS, which is where clear text resumes.
+#[derive(Default)]
+pub struct Upgrade {
+    tls: Tls,
+    walkers: [RecordWalker; 2],
+}
+
+impl Upgrade {
+    /// Feeds in-order bytes of one direction; returns how many of them were TLS records.
+    pub fn feed(&mut self, from_client: bool, data: &[u8], env: &mut Env<'_>) -> usize {
+        let n = self.walkers[from_client as usize].records(data);
+        self.tls.feed(from_client, &data[..n], env);
+        n
+    }
+}
+
 const HRR_RANDOM: [u8; 32] = [
     0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
     0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
@@ -348,6 +398,18 @@ fn extensions(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn walker_finds_clear_text() {
+        let mut w = RecordWalker::default();
+        let mut b = vec![23, 3, 3, 0, 2, 0xaa, 0xbb];
+        b.extend_from_slice(b"PASV\r\n");
+        assert_eq!(w.records(&b), 7);
+        let mut w = RecordWalker::default();
+        assert_eq!(w.records(&[21, 3]), 2);
+        assert_eq!(w.records(&[3, 0, 1, 9]), 4);
+        assert_eq!(w.records(b"220 ok"), 0);
+    }
 
     #[test]
     fn record_probe() {

@@ -1,0 +1,68 @@
+//! Helpers shared by the end-to-end tests: where the shared corpus is, and running the pipeline
+//! in-process on a file.
+
+#![allow(dead_code)]
+
+use analyzer::pipeline::{self, Options};
+use analyzer::protocols::Config;
+use metrics::{Counters, Hub};
+use std::path::{Path, PathBuf};
+
+/// `../shared/corpus`, or None (with a notice) where it is absent.
+pub fn corpus() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    if p.join("GROUND_TRUTH.tsv").is_file() {
+        Some(p)
+    } else {
+        eprintln!("NOTICE: {} is absent: corpus tests skipped", p.display());
+        None
+    }
+}
+
+pub fn default_capture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lab-default.pcap")
+}
+
+/// Runs the offline pipeline on `files` with `workers` workers; returns the merged counters.
+pub fn analyze(files: &[PathBuf], workers: usize) -> Counters {
+    analyze_with(files, workers, 1_000_000, 10_000_000_000)
+}
+
+pub fn analyze_with(
+    files: &[PathBuf],
+    workers: usize,
+    max_flows: usize,
+    link_bps: u64,
+) -> Counters {
+    let opened = pipeline::open_all(files).expect("capture opens");
+    let hub = Hub::new();
+    let opts = Options {
+        workers,
+        link_bps,
+        max_flows,
+        cfg: Config::default(),
+        events: metrics::events::EventSink::disabled(),
+        hub: hub.clone(),
+    };
+    pipeline::run(opened, opts, &|_| {});
+    hub.snapshot()
+}
+
+/// GROUND_TRUTH.tsv as (file, column → value) rows.
+pub fn ground_truth(corpus: &Path) -> Vec<(String, std::collections::HashMap<String, String>)> {
+    let text = std::fs::read_to_string(corpus.join("GROUND_TRUTH.tsv")).expect("ground truth");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let cells: Vec<&str> = l.split('\t').collect();
+            let row = header
+                .iter()
+                .zip(cells.iter())
+                .map(|(h, c)| (h.to_string(), c.to_string()))
+                .collect();
+            (cells[0].to_string(), row)
+        })
+        .collect()
+}
