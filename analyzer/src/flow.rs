@@ -90,6 +90,11 @@ pub struct Flow {
     /// Indexed by "sent by a" (0: by b, 1: by a).
     pub sent: [SentData; 2],
     pub session: Option<Box<dyn Session>>,
+    /// Index in `PROTOCOLS` of the analyzer that classified the flow (NONE: classified otherwise).
+    pub proto_idx: u8,
+    /// Per direction ([server, client]): the sequence number of the next byte expected, from the
+    /// SYN and the payload seen so far (where a session built now starts its reassembly).
+    pub next_seq: [Option<u32>; 2],
     /// The session wants no more packets.
     pub session_done: bool,
     list: u8,

@@ -37,6 +37,14 @@ fn diff(a: u32, b: u32) -> i32 {
 }
 
 impl Reassembler {
+    /// A direction whose next byte has sequence number `start` (None: wherever it is first seen).
+    pub fn starting_at(start: Option<u32>) -> Self {
+        Reassembler {
+            next: start,
+            ..Reassembler::default()
+        }
+    }
+
     /// Feeds one segment. `syn`/`fin` are the segment's flags (each takes one sequence number).
     pub fn push(&mut self, seq: u32, syn: bool, payload: &[u8], mut out: impl FnMut(Chunk<'_>)) {
         let seq = if syn { seq.wrapping_add(1) } else { seq };

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 /// Payload packets a flow may show before it is given up as other_tcp / other_udp.
 pub const MAX_PROBE_PACKETS: u16 = 10;
+const NOT_REGISTERED: u8 = u8::MAX;
 
 pub struct Worker {
     table: FlowTable,
@@ -25,6 +26,8 @@ pub struct Worker {
     cfg: Arc<Config>,
     source: Source,
     now: i64,
+    /// `SPANWATCH_DEBUG_FLOWS=1`: print each finished flow's 5-tuple and class to stderr (never payload).
+    debug_flows: bool,
 }
 
 fn other_for(l4: L4) -> Proto {
@@ -60,6 +63,7 @@ impl Worker {
             cfg,
             source,
             now: i64::MIN,
+            debug_flows: std::env::var_os("SPANWATCH_DEBUG_FLOWS").is_some(),
         }
     }
 
@@ -180,6 +184,8 @@ impl Worker {
         let f = table.get(i);
         let from_client = src_is_a == f.client_is_a;
         let mut closed = false;
+        let dir = from_client as usize;
+        let mut starts = [None, None];
         if d.l4 == L4::Tcp {
             let me = src_is_a as usize;
             if d.tcp_flags & tcp_flags::FIN != 0 {
@@ -190,6 +196,16 @@ impl Worker {
             }
             closed = f.rst || (f.fin[0] && f.fin[1]);
             causality(f, d, me, ts, payload.len(), c, *source);
+            if d.tcp_flags & tcp_flags::SYN != 0 {
+                f.next_seq[dir] = Some(d.seq.wrapping_add(1));
+            }
+            starts = f.next_seq;
+            if !payload.is_empty() {
+                let end = d.seq.wrapping_add(payload.len() as u32);
+                if f.next_seq[dir].is_none_or(|n| seq_ge(end, n)) {
+                    f.next_seq[dir] = Some(end);
+                }
+            }
         }
         if !payload.is_empty() {
             let mut env = Env {
@@ -205,14 +221,28 @@ impl Worker {
                 d,
                 payload,
                 from_client,
+                starts,
             };
             match f.class {
                 Class::Unknown => classify(f, &pk, &mut env),
                 Class::Known(_) => {
                     if !f.session_done {
                         if let Some(s) = f.session.as_mut() {
-                            if let Next::Done = s.on_packet(&pk, &mut env) {
-                                f.session_done = true;
+                            match s.on_packet(&pk, &mut env) {
+                                Next::Continue => {}
+                                Next::Done => f.session_done = true,
+                                Next::Reject => {
+                                    // A tentative analyzer gave the flow back: classify again,
+                                    // with this packet, without it.
+                                    f.session = None;
+                                    f.class = Class::Unknown;
+                                    f.rejected |= 1 << f.proto_idx;
+                                    let pk = Pkt {
+                                        starts: f.next_seq,
+                                        ..pk
+                                    };
+                                    classify(f, &pk, &mut env);
+                                }
                             }
                         }
                     }
@@ -248,11 +278,13 @@ impl Worker {
         match d.l4 {
             L4::Icmp => {
                 f.class = Class::Known(Proto::Icmp);
+                f.proto_idx = NOT_REGISTERED;
                 c.inc(slot::sessions(Proto::Icmp, d.v6));
             }
             L4::Tcp => {
                 if let Some(mode) = shared.ftp.take(d, ts) {
                     f.class = Class::Known(Proto::FtpData);
+                    f.proto_idx = NOT_REGISTERED;
                     c.inc(slot::sessions(Proto::FtpData, d.v6));
                     c.inc(slot::ftp_data(mode));
                     f.session = Some(Box::new(ftp::DataSession::new(d.v6)));
@@ -271,9 +303,6 @@ impl Worker {
             Exit::Closed => self.c.inc(slot::flows_evicted(EvictReason::Closed)),
             Exit::EndOfInput => {}
         }
-        if f.class == Class::Unknown {
-            self.c.inc(slot::sessions(other_for(f.l4), f.key.v6));
-        }
         if let Some(mut s) = f.session.take() {
             let mut env = Env {
                 c: &mut self.c,
@@ -283,6 +312,36 @@ impl Worker {
                 shared: &mut self.shared,
             };
             s.on_end(f.last_ts, &mut env);
+            let self_counting = PROTOCOLS
+                .get(f.proto_idx as usize)
+                .is_some_and(|p| p.counts_itself);
+            if self_counting && !s.counted() {
+                // A tentative analyzer never confirmed its protocol.
+                f.class = Class::Unknown;
+            }
+        }
+        if f.class == Class::Unknown {
+            self.c.inc(slot::sessions(other_for(f.l4), f.key.v6));
+        }
+        if self.debug_flows {
+            let k = &f.key;
+            let class = match f.class {
+                Class::Known(p) => p.as_str(),
+                Class::Unknown => other_for(f.l4).as_str(),
+            };
+            eprintln!(
+                "flow {} {}:{} {}:{} proto {} first {} last {} {:?} {}",
+                class,
+                crate::decode::ip(&k.a, k.v6),
+                k.pa,
+                crate::decode::ip(&k.b, k.v6),
+                k.pb,
+                k.proto,
+                f.first_ts,
+                f.last_ts,
+                why,
+                f.payload_pkts
+            );
         }
     }
 }
@@ -297,6 +356,18 @@ fn classify(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env<'_>) {
         match (pr.probe)(pk, &mut f.memo[bit]) {
             Verdict::Yes => {
                 f.class = Class::Known(pr.proto);
+                f.proto_idx = bit as u8;
+                let mut s = (pr.start)(pk, env);
+                match s.as_mut().map(|s| s.on_packet(pk, env)) {
+                    Some(Next::Reject) => {
+                        // Gave up on its first packet: try the analyzers after it.
+                        f.class = Class::Unknown;
+                        f.rejected |= 1 << bit;
+                        continue;
+                    }
+                    Some(Next::Done) => f.session_done = true,
+                    _ => {}
+                }
                 if !pr.counts_itself {
                     env.session(pr.proto, pk.d.v6);
                 }
@@ -304,12 +375,7 @@ fn classify(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env<'_>) {
                 if pr.proto == Proto::Tls && (pk.d.sport == 990 || pk.d.dport == 990) {
                     env.session(Proto::Ftps, pk.d.v6);
                 }
-                f.session = (pr.start)(pk, env);
-                if let Some(s) = f.session.as_mut() {
-                    if let Next::Done = s.on_packet(pk, env) {
-                        f.session_done = true;
-                    }
-                }
+                f.session = s;
                 return;
             }
             Verdict::No => f.rejected |= 1 << bit,

@@ -74,3 +74,41 @@ impl Server {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::Counters;
+    use crate::schema::{slot, Source};
+    use std::io::{Read, Write};
+
+    fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn serves_merged_metrics_on_loopback() {
+        let hub = Hub::new();
+        let p = hub.register();
+        let mut c = Counters::new();
+        c.add(slot::packets(Source::Pcap), 42);
+        p.publish(&c);
+        let srv = Server::start("127.0.0.1:0", hub, Info::default()).unwrap();
+        let body = get(srv.addr, "/metrics");
+        assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+        assert!(
+            body.contains("spanwatch_packets_total{source=\"pcap\"} 42"),
+            "{body}"
+        );
+        assert!(get(srv.addr, "/nope").starts_with("HTTP/1.1 404"));
+        srv.stop();
+    }
+}

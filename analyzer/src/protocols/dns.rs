@@ -30,16 +30,66 @@ pub static MDNS: Protocol = Protocol {
     start: no_session,
 };
 
-/// True when `b` is a DNS message: a sane header and a body that parses.
+/// True when `b` is a DNS message: a sane header and a body that `simple-dns` parses, or, for
+/// record types or options it does not know (SSHFP, TSIG, …), a question section that walks
+/// cleanly (RFC 1035 §4.1.2) and counts that fit the length.
 pub fn is_dns_message(b: &[u8]) -> bool {
     if b.len() < 12 {
         return false;
     }
+    //= https://www.rfc-editor.org/rfc/rfc1035#section-4.1.1
+    //# OPCODE 0 a standard query, 1 an inverse query, 2 a server status request; (RFC 1996: 4
+    //# NOTIFY, RFC 2136: 5 UPDATE, RFC 8490: 6 DSO)
     let opcode = (b[2] >> 3) & 0x0f;
     if opcode > 6 || opcode == 3 {
         return false;
     }
-    simple_dns::Packet::parse(b).is_ok()
+    let qd = u16::from_be_bytes([b[4], b[5]]) as usize;
+    let records = qd
+        + [6, 8, 10]
+            .iter()
+            .map(|&i| u16::from_be_bytes([b[i], b[i + 1]]) as usize)
+            .sum::<usize>();
+    // Each question takes at least 5 bytes, each record at least 11.
+    if qd > 64 || qd * 5 + (records - qd) * 11 > b.len() - 12 {
+        return false;
+    }
+    simple_dns::Packet::parse(b).is_ok() || (qd >= 1 && questions_walk(&b[12..], qd))
+}
+
+fn questions_walk(mut b: &[u8], n: usize) -> bool {
+    for _ in 0..n {
+        let mut name_len = 0usize;
+        loop {
+            let Some(&l) = b.first() else { return false };
+            match l {
+                0 => {
+                    b = &b[1..];
+                    break;
+                }
+                1..=63 => {
+                    name_len += l as usize + 1;
+                    if name_len > 255 || b.len() < 1 + l as usize {
+                        return false;
+                    }
+                    b = &b[1 + l as usize..];
+                }
+                0xc0..=0xff => {
+                    if b.len() < 2 {
+                        return false;
+                    }
+                    b = &b[2..];
+                    break;
+                }
+                _ => return false,
+            }
+        }
+        if b.len() < 4 {
+            return false;
+        }
+        b = &b[4..];
+    }
+    true
 }
 
 fn probe_udp(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {

@@ -47,9 +47,6 @@ const NOT_FTP: &[&[u8]] = &[
     b"LOGIN",
 ];
 
-const GREETED: u8 = 1;
-const SAW_USER: u8 = 2;
-
 fn verb(line: &[u8]) -> &[u8] {
     let end = line
         .iter()
@@ -75,46 +72,28 @@ fn reply_code(line: &[u8]) -> Option<(u16, bool)> {
     }
 }
 
-fn probe(p: &Pkt<'_>, memo: &mut u8) -> Verdict {
+/// FTP is tried early and tentatively: a 220 greeting or an FTP command starts the analyzer, which
+/// counts the session only once FTP is confirmed (a command only FTP uses, USER/PASS after a 220
+/// greeting, or a greeting that names FTP) and gives the flow back at the first line that is not
+/// FTP (an SMTP EHLO, a POP3 "+OK"). Starting early means no byte of the dialogue is missed.
+fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
     let b = p.payload;
     if p.from_client {
         let v = verb(b);
-        if starts_with_ci(b, b"AUTH TLS") || starts_with_ci(b, b"AUTH SSL") || is_verb(v, FTP_VERBS)
-        {
-            return Verdict::Yes;
-        }
-        if v.eq_ignore_ascii_case(b"USER") || v.eq_ignore_ascii_case(b"PASS") {
-            if *memo & GREETED != 0 {
-                return Verdict::Yes;
-            }
-            *memo |= SAW_USER;
-            return Verdict::Maybe;
-        }
         if is_verb(v, NOT_FTP) {
             return Verdict::No;
         }
-        // A short first segment may be a command split across segments (`US` + `ER alice`).
-        if b.len() < 4 && b.iter().all(u8::is_ascii_alphabetic) {
+        if is_verb(v, FTP_VERBS) || is_verb(v, &[b"USER", b"PASS", b"AUTH"]) {
+            return Verdict::Yes;
+        }
+        // A command split across segments (`US` + `ER alice`): wait for more.
+        if !b.is_empty() && b.len() < 4 && b.iter().all(u8::is_ascii_alphabetic) {
             return Verdict::Maybe;
         }
-        return if *memo & GREETED != 0 {
-            Verdict::Maybe
-        } else {
-            Verdict::No
-        };
+        return Verdict::No;
     }
     match reply_code(b) {
-        Some((220, _)) => {
-            *memo |= GREETED;
-            let line = &b[..b.iter().position(|&c| c == b'\n').unwrap_or(b.len())];
-            if line.windows(3).any(|w| w.eq_ignore_ascii_case(b"ftp")) {
-                Verdict::Yes
-            } else {
-                Verdict::Maybe
-            }
-        }
-        Some((331 | 230 | 530 | 332, _)) if *memo & SAW_USER != 0 => Verdict::Yes,
-        Some(_) if *memo & GREETED != 0 => Verdict::Maybe,
+        Some((220, _)) => Verdict::Yes,
         _ => Verdict::No,
     }
 }
@@ -126,13 +105,16 @@ fn start(p: &Pkt<'_>, _env: &mut Env<'_>) -> Option<Box<dyn Session>> {
         ((p.d.dst, p.d.dport), (p.d.src, p.d.sport))
     };
     Some(Box::new(Ftp {
-        dirs: Default::default(),
+        dirs: p.reassemblers(),
         inner: Inner {
             lines: [LineBuf::new(MAX_LINE), LineBuf::new(MAX_LINE)],
             v6: p.d.v6,
             client,
             server,
             counted: None,
+            greeted_ftp: false,
+            reject: false,
+            in_multiline: false,
             user: None,
             login: None,
             pending: Pending::None,
@@ -178,6 +160,12 @@ struct Inner {
     client: ([u8; 16], u16),
     server: ([u8; 16], u16),
     counted: Option<Proto>,
+    /// The 220 greeting names FTP: enough to count the session even if the client says nothing.
+    greeted_ftp: bool,
+    /// Not FTP after all: the flow goes back to classification.
+    reject: bool,
+    /// Inside a multi-line reply (RFC 959 §4.2: "123-First line" … "123 Last line").
+    in_multiline: bool,
     user: Option<User>,
     login: Option<Login>,
     pending: Pending,
@@ -197,12 +185,22 @@ impl Session for Ftp {
                 inner.lines[i].reset();
             }
         });
-        Next::Continue
+        if self.inner.reject {
+            Next::Reject
+        } else {
+            Next::Continue
+        }
     }
 
     fn on_end(&mut self, _ts: i64, env: &mut Env<'_>) {
         self.inner.finish_login(LoginOutcome::Unknown, None, env);
-        self.inner.count(Proto::Ftp, env);
+        if self.inner.greeted_ftp {
+            self.inner.count(Proto::Ftp, env);
+        }
+    }
+
+    fn counted(&self) -> bool {
+        self.inner.counted.is_some()
     }
 }
 
@@ -251,8 +249,19 @@ impl Inner {
     }
 
     fn command(&mut self, p: &Pkt<'_>, line: &[u8], env: &mut Env<'_>) {
+        if self.reject {
+            return;
+        }
         env.c.inc(slot::FTP_LINES);
         let v = verb(line);
+        if self.counted.is_none()
+            && (is_verb(v, NOT_FTP)
+                || !(3..=4).contains(&v.len())
+                || !v.iter().all(u8::is_ascii_alphabetic))
+        {
+            self.reject = true;
+            return;
+        }
         let arg = line.get(v.len() + 1..).unwrap_or(b"");
         //= https://www.rfc-editor.org/rfc/rfc959#section-4.1.1
         //# USER NAME (USER) The argument field is a Telnet string identifying the user.
@@ -322,10 +331,21 @@ impl Inner {
     }
 
     fn reply(&mut self, p: &Pkt<'_>, line: &[u8], env: &mut Env<'_>) {
+        if self.reject {
+            return;
+        }
         env.c.inc(slot::FTP_LINES);
         let Some((code, last)) = reply_code(line) else {
+            // Continuation lines of a multi-line reply need not start with a code; a first line must.
+            if self.counted.is_none() && !self.in_multiline {
+                self.reject = true;
+            }
             return;
         };
+        if code == 220 && line.windows(3).any(|w| w.eq_ignore_ascii_case(b"ftp")) {
+            self.greeted_ftp = true;
+        }
+        self.in_multiline = !last;
         match (self.pending, code) {
             (Pending::Pasv, 227) => {
                 //= https://www.rfc-editor.org/rfc/rfc959#section-4.2

@@ -18,37 +18,49 @@ pub static PROTOCOL: Protocol = Protocol {
     start,
 };
 
-const METHODS: &[&[u8]] = &[
-    b"GET ",
-    b"POST ",
-    b"HEAD ",
-    b"PUT ",
-    b"DELETE ",
-    b"OPTIONS ",
-    b"PATCH ",
-    b"CONNECT ",
-    b"TRACE ",
-];
 const MAX_HEAD: usize = 16 * 1024;
 
-/// True when `b` opens with an HTTP/1.x request line (as far as it goes).
+/// Whether `b` opens with an HTTP/1.x request line: `token SP request-target SP HTTP/1.x`
+/// (RFC 9112 §3). Any method token counts (WebDAV, UPnP GENA's SUBSCRIBE and NOTIFY …).
 pub fn looks_like_request(b: &[u8]) -> Verdict {
-    let Some(m) = METHODS.iter().find(|m| b.starts_with(m)) else {
-        if b.len() < 8 && METHODS.iter().any(|m| m.starts_with(b)) && !b.is_empty() {
-            return Verdict::Maybe;
-        }
+    let m = b
+        .iter()
+        .take_while(|c| c.is_ascii_uppercase() || **c == b'-' || **c == b'_')
+        .count();
+    if m == b.len() {
+        return if (1..=16).contains(&m) {
+            Verdict::Maybe
+        } else {
+            Verdict::No
+        };
+    }
+    if !(3..=16).contains(&m) || b[m] != b' ' {
         return Verdict::No;
-    };
-    let rest = &b[m.len()..];
+    }
+    let rest = &b[m + 1..];
     let line_end = rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len());
     let line = &rest[..line_end];
-    if line.windows(7).any(|w| w == b"HTTP/1.") {
-        Verdict::Yes
-    } else if line_end == rest.len() && rest.len() < 8192 {
-        Verdict::Maybe
-    } else {
-        Verdict::No
+    match line.iter().position(|&c| c == b' ') {
+        Some(sp) if line[sp + 1..].starts_with(b"HTTP/1.") => Verdict::Yes,
+        Some(sp) if line_end == rest.len() && b"HTTP/1.".starts_with(&line[sp + 1..]) => {
+            Verdict::Maybe
+        }
+        Some(_) => Verdict::No,
+        None if line_end == rest.len() && rest.len() < 8192 => Verdict::Maybe,
+        None => Verdict::No,
     }
+}
+
+/// Where the next request line starts in `b`, after lost bytes.
+fn resync(b: &[u8]) -> Option<usize> {
+    std::iter::once(0)
+        .chain(
+            b.iter()
+                .enumerate()
+                .filter(|(_, &c)| c == b'\n')
+                .map(|(i, _)| i + 1),
+        )
+        .find(|&i| i < b.len() && looks_like_request(&b[i..]) == Verdict::Yes)
 }
 
 fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
@@ -61,8 +73,11 @@ fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
     }
 }
 
-fn start(_p: &Pkt<'_>, _env: &mut Env<'_>) -> Option<Box<dyn Session>> {
-    Some(Box::new(Http::default()))
+fn start(p: &Pkt<'_>, _env: &mut Env<'_>) -> Option<Box<dyn Session>> {
+    Some(Box::new(Http {
+        client: Reassembler::starting_at(p.starts[1]),
+        parser: Parser::default(),
+    }))
 }
 
 #[derive(Default)]
@@ -78,7 +93,6 @@ enum Body {
     Trailers,
 }
 
-#[derive(Default)]
 struct Http {
     client: Reassembler,
     parser: Parser,
@@ -118,7 +132,7 @@ impl Parser {
                 Body::None => {
                     if self.broken {
                         // After a gap, wait for something that starts a request.
-                        match METHODS.iter().find_map(|m| find(b, m)) {
+                        match resync(b) {
                             Some(i) => {
                                 self.broken = false;
                                 b = &b[i..];
@@ -217,10 +231,6 @@ impl Parser {
             }
         }
     }
-}
-
-fn find(h: &[u8], n: &[u8]) -> Option<usize> {
-    h.windows(n.len()).position(|w| w == n)
 }
 
 fn header<'h>(req: &'h httparse::Request<'_, '_>, name: &str) -> Option<&'h [u8]> {
@@ -406,6 +416,15 @@ mod tests {
     fn request_lines() {
         assert_eq!(looks_like_request(b"GET / HTTP/1.1\r\n"), Verdict::Yes);
         assert_eq!(looks_like_request(b"GE"), Verdict::Maybe);
+        assert_eq!(
+            looks_like_request(b"SUBSCRIBE /evt HTTP/1.1\r\n"),
+            Verdict::Yes
+        );
+        assert_eq!(looks_like_request(b"GET /x HT"), Verdict::Maybe);
+        assert_eq!(
+            looks_like_request(b"OPTIONS rtsp://h/ RTSP/1.0\r\n"),
+            Verdict::No
+        );
         assert_eq!(looks_like_request(b"USER x\r\n"), Verdict::No);
     }
 }

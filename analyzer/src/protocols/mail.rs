@@ -114,14 +114,14 @@ enum Kind {
     Pop3,
 }
 
-fn start_smtp(_p: &Pkt<'_>, _e: &mut Env<'_>) -> Option<Box<dyn Session>> {
-    Some(Box::new(Mail::new(Kind::Smtp)))
+fn start_smtp(p: &Pkt<'_>, _e: &mut Env<'_>) -> Option<Box<dyn Session>> {
+    Some(Box::new(Mail::new(Kind::Smtp, p)))
 }
-fn start_imap(_p: &Pkt<'_>, _e: &mut Env<'_>) -> Option<Box<dyn Session>> {
-    Some(Box::new(Mail::new(Kind::Imap)))
+fn start_imap(p: &Pkt<'_>, _e: &mut Env<'_>) -> Option<Box<dyn Session>> {
+    Some(Box::new(Mail::new(Kind::Imap, p)))
 }
-fn start_pop3(_p: &Pkt<'_>, _e: &mut Env<'_>) -> Option<Box<dyn Session>> {
-    Some(Box::new(Mail::new(Kind::Pop3)))
+fn start_pop3(p: &Pkt<'_>, _e: &mut Env<'_>) -> Option<Box<dyn Session>> {
+    Some(Box::new(Mail::new(Kind::Pop3, p)))
 }
 
 struct Mail {
@@ -138,9 +138,9 @@ struct Inner {
 }
 
 impl Mail {
-    fn new(kind: Kind) -> Self {
+    fn new(kind: Kind, p: &Pkt<'_>) -> Self {
         Mail {
-            dirs: Default::default(),
+            dirs: p.reassemblers(),
             inner: Inner {
                 kind,
                 lines: [LineBuf::new(1024), LineBuf::new(1024)],

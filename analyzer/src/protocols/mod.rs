@@ -43,6 +43,20 @@ pub struct Pkt<'a> {
     pub payload: &'a [u8],
     /// Sent by the side that opened the flow (the client).
     pub from_client: bool,
+    /// Where each direction's byte stream starts for a session built now ([server, client]): the
+    /// sequence number after the SYN, or after the bytes the probes already consumed; None when
+    /// the capture began mid-connection.
+    pub starts: [Option<u32>; 2],
+}
+
+impl Pkt<'_> {
+    /// Reassemblers for a new session's two directions ([server→client, client→server]).
+    pub fn reassemblers(&self) -> [crate::stream::Reassembler; 2] {
+        [
+            crate::stream::Reassembler::starting_at(self.starts[0]),
+            crate::stream::Reassembler::starting_at(self.starts[1]),
+        ]
+    }
 }
 
 /// Settings the analyzers need.
@@ -93,6 +107,8 @@ pub enum Next {
     Continue,
     /// Nothing more to learn from this flow: stop calling the session.
     Done,
+    /// Not this protocol after all (a tentative start): classify the flow again from here.
+    Reject,
 }
 
 pub trait Session: Send {
@@ -100,6 +116,10 @@ pub trait Session: Send {
     fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env<'_>) -> Next;
     /// Called once when the flow ends (FIN/RST, timeout, eviction, end of input).
     fn on_end(&mut self, _ts: i64, _env: &mut Env<'_>) {}
+    /// For a protocol that counts its own sessions: whether it did (if not, the flow ends as other).
+    fn counted(&self) -> bool {
+        true
+    }
 }
 
 pub struct Protocol {
@@ -125,6 +145,7 @@ pub fn classify_udp_payload(d: &Decoded, payload: &[u8]) -> Option<Proto> {
         d,
         payload,
         from_client: true,
+        starts: [None, None],
     };
     PROTOCOLS
         .iter()

@@ -42,6 +42,7 @@ mod tests {
             d: &d,
             payload: b,
             from_client: false,
+            starts: [None, None],
         };
         assert_eq!(
             probe(&p(b"SSH-2.0-OpenSSH_9.2p1 Debian\r\n"), &mut m),

@@ -47,11 +47,13 @@ fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
     looks_like_tls(p.payload, p.from_client)
 }
 
-fn start(_p: &Pkt<'_>, _env: &mut Env<'_>) -> Option<Box<dyn Session>> {
-    Some(Box::new(TlsSession::default()))
+fn start(p: &Pkt<'_>, _env: &mut Env<'_>) -> Option<Box<dyn Session>> {
+    Some(Box::new(TlsSession {
+        dirs: p.reassemblers(),
+        tls: Tls::default(),
+    }))
 }
 
-#[derive(Default)]
 struct TlsSession {
     dirs: [Reassembler; 2],
     tls: Tls,
