@@ -47,14 +47,16 @@ const NOT_FTP: &[&[u8]] = &[
     b"LOGIN",
 ];
 
+/// The command word of a line. Commands are 3–4 letters (RFC 959 §5.3.1): only the first 9 bytes
+/// are looked at, so a binary payload costs the probe next to nothing.
 fn verb(line: &[u8]) -> &[u8] {
-    let end = line
+    let head = &line[..line.len().min(9)];
+    let end = head
         .iter()
         .position(|&c| c == b' ' || c == b'\r' || c == b'\n')
-        .unwrap_or(line.len());
+        .unwrap_or(head.len());
     &line[..end]
 }
-
 fn is_verb(v: &[u8], set: &[&[u8]]) -> bool {
     set.iter().any(|s| v.eq_ignore_ascii_case(s))
 }
