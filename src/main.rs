@@ -34,6 +34,49 @@ struct Cli {
 enum Cmd {
     /// Analyze pcap/pcapng files (gzip too) and print a summary.
     Read(ReadArgs),
+    /// Capture with AF_XDP until SIGINT/SIGTERM, serving /metrics.
+    Live(LiveArgs),
+}
+
+#[derive(Args)]
+struct LiveArgs {
+    /// The interface to capture on (the SPAN port).
+    #[arg(long, value_name = "IF")]
+    iface: String,
+    /// RX queues to bind: all, or a list such as 0,1,2.
+    #[arg(long, default_value = "all", value_name = "all|LIST")]
+    queues: String,
+    /// XDP attach mode: auto tries native (driver) mode, then skb (generic).
+    #[arg(long, value_enum, default_value = "auto")]
+    xdp_mode: CliXdpMode,
+    /// Zero-copy: auto uses it where the driver offers it.
+    #[arg(long, value_enum, default_value = "auto")]
+    zero_copy: CliZeroCopy,
+    /// CPUs to pin the rx threads to, such as 2,3.
+    #[arg(long, value_name = "LIST")]
+    cpus: Option<String>,
+    /// Entries in each RX and fill ring.
+    #[arg(long, default_value_t = 8192)]
+    ring_size: u32,
+    /// Print a one-line status to stderr every N seconds (0: never).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    status_every: u64,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CliXdpMode {
+    Auto,
+    Native,
+    Skb,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CliZeroCopy {
+    Auto,
+    On,
+    Off,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug, Deserialize)]
@@ -114,6 +157,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Read(a) => read(a),
+        Cmd::Live(a) => live(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,8 +173,20 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
     Usage(msg.into()).into()
 }
 
-fn read(mut a: ReadArgs) -> anyhow::Result<()> {
-    let fc: FileConfig = match &a.common.config {
+/// The options `read` and `live` share, from the command line over the config file.
+struct Settings {
+    workers: usize,
+    link_bps: u64,
+    metrics_out: Option<String>,
+    events_path: Option<String>,
+    listen: Option<String>,
+    max_flows: usize,
+    format: Format,
+    cfg: Config,
+}
+
+fn settings(c: &Common, format: Option<Format>, live: bool) -> anyhow::Result<Settings> {
+    let fc: FileConfig = match &c.config {
         Some(p) => {
             let text =
                 std::fs::read_to_string(p).map_err(|e| usage(format!("{}: {e}", p.display())))?;
@@ -138,7 +194,6 @@ fn read(mut a: ReadArgs) -> anyhow::Result<()> {
         }
         None => FileConfig::default(),
     };
-    let c = &mut a.common;
     let workers = c.workers.or(fc.workers).unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -158,14 +213,10 @@ fn read(mut a: ReadArgs) -> anyhow::Result<()> {
             "--link-speed {speed_s}: expected a speed such as 1G, 10G, 25G"
         ))
     })?;
-    let metrics_out = c.metrics_out.clone().or(fc.metrics_out);
-    let events_path = c.events.clone().or(fc.events);
-    let listen = c.listen.clone().or(fc.listen);
     let max_flows = c.max_flows.or(fc.max_flows).unwrap_or(1_000_000);
     if max_flows == 0 {
         return Err(usage("--max-flows must be at least 1"));
     }
-    let format = a.format.or(fc.format).unwrap_or(Format::Text);
     let mut cfg = Config {
         log_usernames: c.log_usernames || fc.log_usernames.unwrap_or(false),
         ..Config::default()
@@ -181,7 +232,34 @@ fn read(mut a: ReadArgs) -> anyhow::Result<()> {
             cfg.pseudonym_key = seed;
         }
     }
+    let listen = c
+        .listen
+        .clone()
+        .or(fc.listen)
+        .or_else(|| live.then(|| "127.0.0.1:9890".to_string()));
+    Ok(Settings {
+        workers,
+        link_bps,
+        metrics_out: c.metrics_out.clone().or(fc.metrics_out),
+        events_path: c.events.clone().or(fc.events),
+        listen: listen.filter(|l| l != "off"),
+        max_flows,
+        format: format.or(fc.format).unwrap_or(Format::Text),
+        cfg,
+    })
+}
 
+fn read(a: ReadArgs) -> anyhow::Result<()> {
+    let Settings {
+        workers,
+        link_bps,
+        metrics_out,
+        events_path,
+        listen,
+        max_flows,
+        format,
+        cfg,
+    } = settings(&a.common, a.format, false)?;
     let files = if a.files.is_empty() {
         vec![PathBuf::from(DEFAULT_CAPTURE)]
     } else {
@@ -354,14 +432,28 @@ fn summary_json(
 }
 
 fn print_text(c: &Counters, r: &Report, elapsed: std::time::Duration, workers: usize) {
-    let packets = c.get(slot::packets(Source::Pcap));
-    let bytes = c.get(slot::bytes(Source::Pcap));
+    print_text_source(c, r, elapsed, workers, Source::Pcap)
+}
+
+fn print_text_source(
+    c: &Counters,
+    r: &Report,
+    elapsed: std::time::Duration,
+    workers: usize,
+    src: Source,
+) {
+    let packets = c.get(slot::packets(src));
+    let bytes = c.get(slot::bytes(src));
     let names: Vec<&str> = r
         .files
         .iter()
         .map(|f| f.path.rsplit('/').next().unwrap_or(&f.path))
         .collect();
-    println!("spanwatch read: {}", names.join(", "));
+    if src == Source::Pcap {
+        println!("spanwatch read: {}", names.join(", "));
+    } else {
+        println!("spanwatch live");
+    }
     println!("  packets   {packets}   bytes {bytes}");
     if let Some((s, e)) = r.span() {
         println!(
@@ -411,10 +503,10 @@ fn print_text(c: &Counters, r: &Report, elapsed: std::time::Duration, workers: u
     println!("  HTTP requests: {}", http.join(", "));
     println!(
         "  timestamps: {} negative deltas, {} zero deltas, {} impossible spacing, {} causality violations",
-        c.get(slot::ts_negative(Source::Pcap)),
-        c.get(slot::ts_zero(Source::Pcap)),
-        c.get(slot::ts_impossible(Source::Pcap)),
-        c.get(slot::ts_causality(Source::Pcap))
+        c.get(slot::ts_negative(src)),
+        c.get(slot::ts_zero(src)),
+        c.get(slot::ts_impossible(src)),
+        c.get(slot::ts_causality(src))
     );
     let na: u64 = DecodeError::ALL
         .iter()
@@ -432,4 +524,274 @@ fn print_text(c: &Counters, r: &Report, elapsed: std::time::Duration, workers: u
     if tr > 0 {
         println!("  truncated records: {tr}");
     }
+}
+
+/// Feeds one queue's frames into the pipeline.
+struct LiveSink {
+    p: analyzer::pipeline::Producer,
+    number: u64,
+    queue: usize,
+    fallback_stamps: u64,
+    last_flush: std::time::Instant,
+}
+
+impl xdp::Sink for LiveSink {
+    fn frame(&mut self, f: &xdp::Frame<'_>) {
+        self.number += 1;
+        if f.clock == xdp::Clock::Fallback {
+            self.fallback_stamps += 1;
+        }
+        let frame = analyzer::source::Frame {
+            ts_ns: f.ts_ns,
+            wire_len: f.data.len() as u32,
+            link: analyzer::decode::link::ETHERNET,
+            iface: f.queue,
+            data: f.data,
+        };
+        self.p.frame(&frame, self.number);
+    }
+    fn idle(&mut self) {
+        // Hand quiet traffic on within a millisecond, without sending a trickle of tiny batches.
+        if self.last_flush.elapsed() >= std::time::Duration::from_millis(1) {
+            self.last_flush = std::time::Instant::now();
+            self.p.flush();
+        }
+    }
+    fn stats(&mut self, s: &xdp::QueueStats) {
+        let q = Some(self.queue);
+        let c = self.p.counters();
+        // Kernel counters are cumulative per socket: this producer owns its queue's slots.
+        c.set(
+            slot::capture_dropped(DropReason::XdpRxDropped, q),
+            s.rx_dropped,
+        );
+        c.set(
+            slot::capture_dropped(DropReason::XdpRxInvalidDescs, q),
+            s.rx_invalid_descs,
+        );
+        c.set(
+            slot::capture_dropped(DropReason::XdpRxRingFull, q),
+            s.rx_ring_full,
+        );
+        c.set(
+            slot::capture_dropped(DropReason::XdpFillRingEmpty, q),
+            s.rx_fill_ring_empty_descs,
+        );
+    }
+    fn finish(self: Box<Self>) {
+        if self.fallback_stamps > 0 {
+            eprintln!(
+                "spanwatch: queue {}: {} frames had no XDP timestamp and were stamped on the rx thread",
+                self.queue, self.fallback_stamps
+            );
+        }
+        self.p.finish();
+    }
+}
+
+fn parse_list(s: &str, what: &str) -> anyhow::Result<Vec<u32>> {
+    s.split(',')
+        .map(|x| {
+            x.trim()
+                .parse::<u32>()
+                .map_err(|_| usage(format!("{what} {s}: expected a list such as 0,1,2")))
+        })
+        .collect()
+}
+
+fn live(a: LiveArgs) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let Settings {
+        workers,
+        link_bps,
+        metrics_out,
+        events_path,
+        listen,
+        max_flows,
+        format,
+        cfg,
+    } = settings(&a.common, None, true)?;
+    let queues = match a.queues.as_str() {
+        "all" => None,
+        list => Some(parse_list(list, "--queues")?),
+    };
+    let cpus = match &a.cpus {
+        Some(l) => Some(
+            parse_list(l, "--cpus")?
+                .into_iter()
+                .map(|c| c as usize)
+                .collect(),
+        ),
+        None => None,
+    };
+    let xopts = xdp::Options {
+        iface: a.iface.clone(),
+        queues: queues.clone(),
+        mode: match a.xdp_mode {
+            CliXdpMode::Auto => xdp::XdpMode::Auto,
+            CliXdpMode::Native => xdp::XdpMode::Native,
+            CliXdpMode::Skb => xdp::XdpMode::Skb,
+        },
+        zero_copy: match a.zero_copy {
+            CliZeroCopy::Auto => xdp::ZeroCopy::Auto,
+            CliZeroCopy::On => xdp::ZeroCopy::On,
+            CliZeroCopy::Off => xdp::ZeroCopy::Off,
+        },
+        ring_size: a.ring_size,
+        cpus,
+        ..xdp::Options::default()
+    };
+    let nq = match &queues {
+        Some(q) => q.len(),
+        None => xdp::rx_queues(&a.iface)
+            .map_err(|e| usage(e.to_string()))?
+            .len(),
+    };
+
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, term.clone())?;
+    }
+    let hub = Hub::new();
+    let (writer, sink) = match &events_path {
+        Some(p) => {
+            let (w, s) = EventWriter::start(p, false).map_err(|e| usage(format!("{p}: {e}")))?;
+            (Some(w), s)
+        }
+        None => (None, metrics::events::EventSink::disabled()),
+    };
+    let opts = Options {
+        workers,
+        link_bps,
+        max_flows,
+        cfg,
+        events: sink,
+        hub: hub.clone(),
+    };
+    let pool = analyzer::pipeline::Workers::start(&opts, Source::Xdp, nq);
+    let capture = xdp::Capture::start(&xopts, |q| {
+        Box::new(LiveSink {
+            p: pool.producer(&opts, Source::Xdp, Some(q as usize), false),
+            number: 0,
+            queue: q as usize,
+            fallback_stamps: 0,
+            last_flush: std::time::Instant::now(),
+        })
+    });
+    let capture = match capture {
+        Ok(c) => c,
+        Err(e) => {
+            drop(opts);
+            pool.finish();
+            return Err(usage(e.to_string()));
+        }
+    };
+    let ch = capture.chosen.clone();
+    let info = Info {
+        labels: vec![
+            ("mode".into(), "live".into()),
+            ("clock".into(), "xdp".into()),
+            ("xdp_mode".into(), ch.mode.into()),
+            (
+                "zero_copy".into(),
+                if ch.zero_copy { "on" } else { "off" }.into(),
+            ),
+        ],
+    };
+    let server = match &listen {
+        Some(addr) => match metrics::http::Server::start(addr, hub.clone(), info.clone()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                capture.stop();
+                drop(opts);
+                pool.finish();
+                return Err(usage(e.to_string()));
+            }
+        },
+        None => None,
+    };
+    eprintln!(
+        "spanwatch: capturing on {} (queues {:?}, {} mode, zero-copy {}){}",
+        a.iface,
+        ch.queues,
+        ch.mode,
+        if ch.zero_copy { "on" } else { "off" },
+        server
+            .as_ref()
+            .map(|s| format!(", metrics at http://{}/metrics", s.addr))
+            .unwrap_or_default()
+    );
+    let started = std::time::Instant::now();
+    let mut last_status = started;
+    while !term.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if a.status_every > 0 && last_status.elapsed().as_secs() >= a.status_every {
+            last_status = std::time::Instant::now();
+            let c = hub.snapshot();
+            eprintln!("{}", status_line(&c, started.elapsed()));
+        }
+    }
+    // Detach, drain the rings, let the workers end every flow.
+    capture.stop();
+    drop(opts);
+    pool.finish();
+    if let Some(w) = writer {
+        w.finish().context("writing events")?;
+    }
+    let snap = hub.snapshot();
+    if let Some(p) = &metrics_out {
+        let text = metrics::expo::render(&snap, &info);
+        if p == "-" {
+            std::io::stdout().write_all(text.as_bytes())?;
+        } else {
+            std::fs::write(p, text).with_context(|| format!("writing {p}"))?;
+        }
+    }
+    if let Some(s) = server {
+        s.stop();
+    }
+    if metrics_out.as_deref() != Some("-") && events_path.as_deref() != Some("-") {
+        let report = Report::default();
+        match format {
+            Format::Text => {
+                print_text_source(&snap, &report, started.elapsed(), workers, Source::Xdp)
+            }
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&summary_json(
+                    &snap,
+                    &report,
+                    started.elapsed(),
+                    workers
+                ))?
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn status_line(c: &Counters, up: std::time::Duration) -> String {
+    let pk = c.get(slot::packets(Source::Xdp));
+    let sessions: u64 = Proto::ALL
+        .iter()
+        .map(|p| sessions(c, *p).0 + sessions(c, *p).1)
+        .sum();
+    let logins: u64 = LoginOutcome::ALL
+        .iter()
+        .map(|o| c.get(slot::ftp_login(*o)))
+        .sum();
+    let dropped: u64 = DropReason::ALL
+        .iter()
+        .map(|r| {
+            (0..metrics::MAX_QUEUES)
+                .map(|q| c.get(slot::capture_dropped(*r, Some(q))))
+                .sum::<u64>()
+        })
+        .sum();
+    format!(
+        "spanwatch: {:>6.0}s  packets {pk}  sessions {sessions}  flows {}  FTP logins {logins}  dropped {dropped}",
+        up.as_secs_f64(),
+        c.get(slot::FLOWS_ACTIVE)
+    )
 }

@@ -1,19 +1,24 @@
-//! The offline pipeline: one reader thread decodes, checks timestamps and shards packets into
-//! pooled batches; bounded crossbeam queues carry them to `workers` analysis threads; batches go
-//! back to the pool once processed. Offline the reader waits on a full queue, so nothing is lost.
+//! The pipeline between a capture source and the workers. A `Producer` (one per reader or rx
+//! thread) decodes each frame, checks its timestamp in arrival order, picks the worker by the
+//! address-pair hash and fills pooled batches; bounded crossbeam queues carry the batches to the
+//! `Workers`, which hand them back to the pool once processed. Offline the producer waits on a full
+//! queue (nothing lost); live it drops the batch and counts every packet in it, so an rx thread
+//! never blocks.
 
 use crate::batch::Batch;
 use crate::decode::decode;
 use crate::hash::pick;
 use crate::protocols::Config;
 use crate::source::pcap::{PcapFile, ReadError};
+use crate::source::Frame;
 use crate::timestamps::{Stamp, TsChecker};
 use crate::worker::Worker;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 use metrics::events::EventSink;
 use metrics::{slot, Counters, DropReason, Hub, Source};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 pub struct Options {
     pub workers: usize,
@@ -22,6 +27,245 @@ pub struct Options {
     pub cfg: Config,
     pub events: EventSink,
     pub hub: Hub,
+}
+
+/// Batches a worker queue holds.
+const QUEUE: usize = 16;
+
+/// The analysis threads and the queues and batch pool that feed them.
+pub struct Workers {
+    queues: Vec<Sender<Batch>>,
+    pool: Receiver<Batch>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Starts `opts.workers` workers; `producers` is how many producers will share the pool.
+    pub fn start(opts: &Options, source: Source, producers: usize) -> Workers {
+        let n = opts.workers.max(1);
+        let per_worker_flows = (opts.max_flows / n).max(1);
+        let cfg = Arc::new(opts.cfg.clone());
+        // Enough batches for every producer to hold one per worker, every queue to be full, and
+        // every worker to hold one: the pool never runs dry, so an offline producer never waits on it.
+        let batches = n * (producers.max(1) + QUEUE + 1) + 2;
+        let (pool_tx, pool_rx) = bounded::<Batch>(batches);
+        for _ in 0..batches {
+            let _ = pool_tx.send(Batch::new());
+        }
+        let mut queues = Vec::with_capacity(n);
+        let mut handles = Vec::with_capacity(n);
+        for w in 0..n {
+            let (tx, rx) = bounded::<Batch>(QUEUE);
+            queues.push(tx);
+            let pool = pool_tx.clone();
+            let mut worker = Worker::new(
+                per_worker_flows,
+                opts.hub.register(),
+                opts.events.clone(),
+                cfg.clone(),
+                source,
+            );
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("worker-{w}"))
+                    .spawn(move || worker_loop(&mut worker, rx, pool))
+                    .expect("spawn worker thread"),
+            );
+        }
+        Workers {
+            queues,
+            pool: pool_rx,
+            handles,
+        }
+    }
+
+    /// A producer feeding these workers. `queue`: the live queue it reads (None for files).
+    pub fn producer(
+        &self,
+        opts: &Options,
+        source: Source,
+        queue: Option<usize>,
+        block: bool,
+    ) -> Producer {
+        Producer {
+            queues: self.queues.clone(),
+            pool: self.pool.clone(),
+            open: (0..self.queues.len()).map(|_| None).collect(),
+            now: i64::MIN,
+            c: Counters::new(),
+            publish: opts.hub.register(),
+            ts: TsChecker::new(source, opts.link_bps),
+            events: opts.events.clone(),
+            source,
+            queue,
+            block,
+            since_publish: 0,
+        }
+    }
+
+    /// Waits for the workers to drain their queues and end every flow. Every producer must have
+    /// been finished (dropped) first.
+    pub fn finish(self) {
+        drop(self.queues);
+        for h in self.handles {
+            let _ = h.join();
+        }
+    }
+}
+
+fn worker_loop(w: &mut Worker, rx: Receiver<Batch>, pool: Sender<Batch>) {
+    while let Ok(mut b) = rx.recv() {
+        w.process(&b);
+        b.clear();
+        let _ = pool.send(b);
+    }
+    w.finish_all();
+}
+
+/// Turns frames into batches for the workers (one per reader or rx thread).
+pub struct Producer {
+    queues: Vec<Sender<Batch>>,
+    pool: Receiver<Batch>,
+    open: Vec<Option<Batch>>,
+    /// The latest capture time seen (the clock workers expire flows by).
+    now: i64,
+    c: Counters,
+    publish: Arc<metrics::Shared>,
+    ts: TsChecker,
+    events: EventSink,
+    source: Source,
+    queue: Option<usize>,
+    block: bool,
+    since_publish: u32,
+}
+
+impl Producer {
+    /// Starts a new input (a file): its timestamp sources begin afresh.
+    pub fn start_input(&mut self, origin: &str) {
+        self.ts.reset(origin);
+    }
+
+    pub fn counters(&mut self) -> &mut Counters {
+        &mut self.c
+    }
+
+    /// Takes in one frame; `number` is its place in its source (1-based).
+    #[inline]
+    pub fn frame(&mut self, frame: &Frame<'_>, number: u64) {
+        let src = self.source;
+        self.c.inc(slot::packets(src));
+        self.c.add(slot::bytes(src), frame.wire_len as u64);
+        if frame.ts_ns > self.now {
+            self.now = frame.ts_ns;
+        }
+        let decoded = decode(frame.link, frame.data);
+        let d = decoded.as_ref().ok().map(|(d, _)| d);
+        let events = &self.events;
+        let c = &mut self.c;
+        let mut dropped_events = 0;
+        self.ts.check(
+            Stamp {
+                iface: frame.iface,
+                ts: frame.ts_ns,
+                wire_len: frame.wire_len,
+                number,
+            },
+            d,
+            c,
+            |e| {
+                if !events.send(e) {
+                    dropped_events += 1;
+                }
+            },
+        );
+        self.c.add(slot::EVENTS_DROPPED, dropped_events);
+        match decoded {
+            Err(e) => self.c.inc(slot::decode_error(e)),
+            Ok((d, payload)) => {
+                let payload = &payload[..payload.len().min(Batch::DATA)];
+                let w = pick(d.shard, self.queues.len());
+                if self.open[w]
+                    .as_ref()
+                    .is_none_or(|b| b.is_full(payload.len()))
+                {
+                    self.send(w);
+                    if self.open[w].is_none() {
+                        self.open[w] = self.take_batch();
+                    }
+                }
+                match self.open[w].as_mut() {
+                    Some(b) => b.push(frame.ts_ns, self.now, frame.wire_len, number, d, payload),
+                    None => self
+                        .c
+                        .inc(slot::capture_dropped(DropReason::QueueFull, self.queue)),
+                }
+            }
+        }
+        self.since_publish += 1;
+        if self.since_publish >= 8192 {
+            self.since_publish = 0;
+            self.publish.publish(&self.c);
+        }
+    }
+
+    fn take_batch(&mut self) -> Option<Batch> {
+        if self.block {
+            return self.pool.recv().ok();
+        }
+        match self.pool.try_recv() {
+            Ok(b) => Some(b),
+            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => None,
+        }
+    }
+
+    /// Sends worker `w`'s open batch (if any), stamped with the current clock.
+    fn send(&mut self, w: usize) {
+        let Some(mut b) = self.open[w].take() else {
+            return;
+        };
+        b.now_ns = self.now;
+        if self.block {
+            let _ = self.queues[w].send(b);
+            return;
+        }
+        match self.queues[w].try_send(b) {
+            Ok(()) => {}
+            Err(TrySendError::Full(mut b)) | Err(TrySendError::Disconnected(mut b)) => {
+                // The worker is behind: these packets are lost, and counted.
+                self.c.add(
+                    slot::capture_dropped(DropReason::QueueFull, self.queue),
+                    b.pkts.len() as u64,
+                );
+                b.clear();
+                self.open[w] = Some(b);
+            }
+        }
+    }
+
+    /// Sends every non-empty open batch (live: when the ring runs dry, so quiet traffic is not held back).
+    pub fn flush(&mut self) {
+        for w in 0..self.open.len() {
+            if self.open[w].as_ref().is_some_and(|b| !b.pkts.is_empty()) {
+                self.send(w);
+            }
+        }
+        self.publish.publish(&self.c);
+    }
+
+    /// Ends this producer: every worker gets its last batch and the final clock, even an empty
+    /// one, so what times out at the end does not depend on how packets were sharded.
+    pub fn finish(mut self) {
+        for w in 0..self.open.len() {
+            if self.open[w].is_none() {
+                self.open[w] = self.take_batch();
+            }
+            if let Some(mut b) = self.open[w].take() {
+                b.now_ns = self.now;
+                let _ = self.queues[w].send(b);
+            }
+        }
+        self.publish.publish(&self.c);
+    }
 }
 
 /// What the reader learnt about each file.
@@ -55,80 +299,12 @@ pub fn open_all(paths: &[PathBuf]) -> Result<Vec<PcapFile>, ReadError> {
 
 /// Reads `files` through the pipeline; counters land in `opts.hub`.
 pub fn run(files: Vec<PcapFile>, opts: Options, progress: &(dyn Fn(u64) + Sync)) -> Report {
-    let n = opts.workers.max(1);
-    let per_worker_flows = (opts.max_flows / n).max(1);
-    let cfg = Arc::new(opts.cfg);
-    const QUEUE: usize = 8;
-    let (pool_tx, pool_rx) = bounded::<Batch>(n * (QUEUE + 2));
-    for _ in 0..n * (QUEUE + 2) {
-        let _ = pool_tx.send(Batch::new());
-    }
-    let mut queues: Vec<Sender<Batch>> = Vec::with_capacity(n);
-    let mut handles = Vec::with_capacity(n);
-    for w in 0..n {
-        let (tx, rx) = bounded::<Batch>(QUEUE);
-        queues.push(tx);
-        let pool = pool_tx.clone();
-        let mut worker = Worker::new(
-            per_worker_flows,
-            opts.hub.register(),
-            opts.events.clone(),
-            cfg.clone(),
-            Source::Pcap,
-        );
-        handles.push(
-            std::thread::Builder::new()
-                .name(format!("worker-{w}"))
-                .spawn(move || worker_loop(&mut worker, rx, pool))
-                .expect("spawn worker thread"),
-        );
-    }
-    drop(pool_tx);
-    let report = reader(
-        files,
-        &queues,
-        &pool_rx,
-        opts.link_bps,
-        &opts.hub,
-        &opts.events,
-        progress,
-    );
-    drop(queues);
-    for h in handles {
-        let _ = h.join();
-    }
-    report
-}
-
-fn worker_loop(w: &mut Worker, rx: Receiver<Batch>, pool: Sender<Batch>) {
-    while let Ok(mut b) = rx.recv() {
-        w.process(&b);
-        b.clear();
-        let _ = pool.send(b);
-    }
-    w.finish_all();
-}
-
-fn reader(
-    files: Vec<PcapFile>,
-    queues: &[Sender<Batch>],
-    pool: &Receiver<Batch>,
-    link_bps: u64,
-    hub: &Hub,
-    events: &EventSink,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Report {
-    let n = queues.len();
-    let publish = hub.register();
-    let mut c = Counters::new();
-    let mut ts = TsChecker::new(Source::Pcap, link_bps);
-    let mut open: Vec<Option<Batch>> = (0..n).map(|_| None).collect();
-    let mut now = i64::MIN;
+    let workers = Workers::start(&opts, Source::Pcap, 1);
+    let mut p = workers.producer(&opts, Source::Pcap, None, true);
     let mut report = Report::default();
     let mut done_bytes = 0u64;
-    let mut since_publish = 0u32;
     for mut file in files {
-        ts.reset(file.path());
+        p.start_input(file.path());
         let mut fr = FileReport {
             path: file.path().to_string(),
             ..FileReport::default()
@@ -138,62 +314,14 @@ fn reader(
         let st = file.for_each(
             |frame| {
                 number += 1;
-                c.inc(slot::packets(Source::Pcap));
-                c.add(slot::bytes(Source::Pcap), frame.wire_len as u64);
-                fr.first_ts.get_or_insert(frame.ts_ns);
-                fr.first_ts = fr.first_ts.map(|f| f.min(frame.ts_ns));
+                fr.first_ts = Some(fr.first_ts.map_or(frame.ts_ns, |f| f.min(frame.ts_ns)));
                 fr.last_ts = Some(fr.last_ts.map_or(frame.ts_ns, |l| l.max(frame.ts_ns)));
-                if frame.ts_ns > now {
-                    now = frame.ts_ns;
-                }
-                let decoded = decode(frame.link, frame.data);
-                let d = decoded.as_ref().ok().map(|(d, _)| d);
-                ts.check(
-                    Stamp {
-                        iface: frame.iface,
-                        ts: frame.ts_ns,
-                        wire_len: frame.wire_len,
-                        number,
-                    },
-                    d,
-                    &mut c,
-                    |e| {
-                        if !events.send(e) {
-                            c_events_dropped();
-                        }
-                    },
-                );
-                match decoded {
-                    Err(e) => c.inc(slot::decode_error(e)),
-                    Ok((d, payload)) => {
-                        let w = pick(d.shard, n);
-                        let b = open[w].get_or_insert_with(|| pool.recv().unwrap_or_default());
-                        if b.is_full(payload.len()) {
-                            let mut full = open[w].take().unwrap_or_default();
-                            full.now_ns = now;
-                            let _ = queues[w].send(full);
-                            open[w] = Some(pool.recv().unwrap_or_default());
-                        }
-                        let b = open[w].as_mut().expect("batch present");
-                        b.push(
-                            frame.ts_ns,
-                            now,
-                            frame.wire_len,
-                            number,
-                            d,
-                            &payload[..payload.len().min(Batch::DATA)],
-                        );
-                    }
-                }
-                since_publish += 1;
-                if since_publish >= 8192 {
-                    since_publish = 0;
-                    publish.publish(&c);
-                }
+                p.frame(&frame, number);
             },
             |bytes| progress(base + bytes),
         );
         done_bytes += st.bytes_read;
+        let c = p.counters();
         if st.truncated_records > 0 {
             c.add(
                 slot::capture_dropped(DropReason::TruncatedRecord, None),
@@ -208,16 +336,7 @@ fn reader(
         fr.corrupt = st.corrupt;
         report.files.push(fr);
     }
-    // Every worker gets the final clock, even one with nothing left to do, so that what times out
-    // at the end does not depend on how packets were sharded.
-    for (w, b) in open.iter_mut().enumerate() {
-        let mut b = b.take().unwrap_or_else(|| pool.recv().unwrap_or_default());
-        b.now_ns = now;
-        let _ = queues[w].send(b);
-    }
-    publish.publish(&c);
+    p.finish();
+    workers.finish();
     report
 }
-
-// Events dropped on the reader only happen live (offline sinks block); nothing to count here.
-fn c_events_dropped() {}

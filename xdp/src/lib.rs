@@ -1,1 +1,629 @@
-//! AF_XDP receive path: sockets, UMEM, rings and the XDP program. Live capture is issue 6; this crate is the shell it lands in and never imports the analyzer.
+//! The AF_XDP receive path: one AF_XDP socket per NIC RX queue, each with its own UMEM, fill and
+//! RX rings (`xdpilone`), and the XDP program (`bpf/spanwatch.bpf.c`, loaded and attached through
+//! a BPF link by `aya`, so it goes away with the process) that stamps every frame with the kernel
+//! clock and redirects it to its queue's socket. Each queue's rx thread hands frames to a `Sink`
+//! the caller provides; this crate never sees a flow and never imports the analyzer. It is the only
+//! crate with `unsafe` code: mapping the UMEM and reading the frames the kernel hands over.
+
+use std::ffi::CString;
+use std::num::NonZeroU32;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use xdpilone::{BufIdx, IfInfo, Socket, SocketConfig, Umem, UmemConfig};
+
+static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/spanwatch.bpf.o"));
+const PROGRAM_NAME: &str = "spanwatch_xsk";
+const MAP_NAME: &str = "spanwatch_xsks";
+/// Entries in the program's XSKMAP (queues spanwatch can bind).
+pub const MAX_QUEUES: u32 = 256;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpMode {
+    Auto,
+    Native,
+    Skb,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZeroCopy {
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub iface: String,
+    /// RX queues to bind; None: all of the interface's.
+    pub queues: Option<Vec<u32>>,
+    pub mode: XdpMode,
+    pub zero_copy: ZeroCopy,
+    /// Entries in each RX and fill ring (a power of two).
+    pub ring_size: u32,
+    /// UMEM frame size: a power of two from 2048 to 4096.
+    pub frame_size: u32,
+    /// Descriptors taken from the RX ring at a time.
+    pub batch: u32,
+    /// CPUs to pin the rx threads to, in queue order (cycled).
+    pub cpus: Option<Vec<usize>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            iface: String::new(),
+            queues: None,
+            mode: XdpMode::Auto,
+            zero_copy: ZeroCopy::Auto,
+            ring_size: 8192,
+            frame_size: 4096,
+            batch: 64,
+            cpus: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}: no such interface")]
+    NoSuchInterface(String),
+    #[error("{0}: permission denied: live capture needs CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW and CAP_IPC_LOCK (or root)")]
+    Privilege(String),
+    #[error("this kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS)")]
+    NoAfXdp,
+    #[error("{0}: another XDP program is already attached; spanwatch does not replace it (detach it first)")]
+    Busy(String),
+    #[error("{iface}: cannot attach the XDP program in {mode} mode: {reason} (an MTU above {max} does not fit a {frame}-byte frame)")]
+    Attach {
+        iface: String,
+        mode: &'static str,
+        reason: String,
+        max: u32,
+        frame: u32,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The clock a frame's timestamp came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// Stamped by the XDP program (`bpf_ktime_get_ns`), converted to wall time.
+    Xdp,
+    /// The program could not stamp it: read on the rx thread when the frame was taken.
+    Fallback,
+}
+
+/// One received frame, borrowed from the UMEM until the handler returns.
+pub struct Frame<'a> {
+    pub data: &'a [u8],
+    pub ts_ns: i64,
+    pub clock: Clock,
+    pub queue: u32,
+}
+
+/// Kernel counters of one socket (`XDP_STATISTICS`), cumulative.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub rx_dropped: u64,
+    pub rx_invalid_descs: u64,
+    pub rx_ring_full: u64,
+    pub rx_fill_ring_empty_descs: u64,
+}
+
+/// Where an rx thread delivers. Called on that thread only.
+pub trait Sink: Send + 'static {
+    fn frame(&mut self, f: &Frame<'_>);
+    /// The RX ring ran dry: a moment to hand on what is buffered.
+    fn idle(&mut self);
+    /// The socket's kernel counters, now and then.
+    fn stats(&mut self, s: &QueueStats);
+    /// The capture is stopping: last chance to hand everything on.
+    fn finish(self: Box<Self>);
+}
+
+/// What `start` settled on.
+#[derive(Clone, Debug)]
+pub struct Chosen {
+    pub mode: &'static str,
+    pub zero_copy: bool,
+    pub queues: Vec<u32>,
+}
+
+/// A running capture. Dropping it (or `stop`) detaches the program and ends the rx threads.
+pub struct Capture {
+    ebpf: Option<aya::Ebpf>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    pub chosen: Chosen,
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn ifindex(name: &str) -> Result<u32, Error> {
+    let c = CString::new(name).map_err(|_| Error::NoSuchInterface(name.to_string()))?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        Err(Error::NoSuchInterface(name.to_string()))
+    } else {
+        Ok(idx)
+    }
+}
+
+/// The interface's RX queues, from sysfs.
+pub fn rx_queues(iface: &str) -> Result<Vec<u32>, Error> {
+    let dir = format!("/sys/class/net/{iface}/queues");
+    let mut q: Vec<u32> = std::fs::read_dir(&dir)
+        .map_err(|_| Error::NoSuchInterface(iface.to_string()))?
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_prefix("rx-")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    q.sort_unstable();
+    if q.is_empty() {
+        q.push(0);
+    }
+    Ok(q)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+fn attach_error(e: aya::programs::ProgramError, opts: &Options, mode: &'static str) -> Error {
+    let text = e.to_string();
+    let lower = format!("{e:?}").to_lowercase();
+    if lower.contains("busy") || lower.contains("os { code: 16") || lower.contains("file exists") {
+        Error::Busy(opts.iface.clone())
+    } else if lower.contains("permission") || lower.contains("not permitted") {
+        Error::Privilege(opts.iface.clone())
+    } else {
+        Error::Attach {
+            iface: opts.iface.clone(),
+            mode,
+            reason: text,
+            max: opts.frame_size - 512,
+            frame: opts.frame_size,
+        }
+    }
+}
+
+impl Capture {
+    /// Loads and attaches the program, opens one socket per queue, and starts the rx threads;
+    /// `sink(queue)` makes each queue's sink.
+    pub fn start(
+        opts: &Options,
+        mut sink: impl FnMut(u32) -> Box<dyn Sink>,
+    ) -> Result<Capture, Error> {
+        let idx = ifindex(&opts.iface)?;
+        if !opts.frame_size.is_power_of_two() || !(2048..=4096).contains(&opts.frame_size) {
+            return Err(Error::Other("frame size must be 2048 or 4096".into()));
+        }
+        if !opts.ring_size.is_power_of_two() {
+            return Err(Error::Other("ring size must be a power of two".into()));
+        }
+        let queues = match &opts.queues {
+            Some(q) => q.clone(),
+            None => rx_queues(&opts.iface)?,
+        };
+        if let Some(q) = queues.iter().find(|&&q| q >= MAX_QUEUES) {
+            return Err(Error::Other(format!(
+                "queue {q} is beyond the {MAX_QUEUES} spanwatch can bind"
+            )));
+        }
+        let mut ebpf = aya::Ebpf::load(PROGRAM).map_err(|e| {
+            let s = format!("{e:?}").to_lowercase();
+            if s.contains("permission") || s.contains("not permitted") {
+                Error::Privilege(opts.iface.clone())
+            } else {
+                Error::Other(format!("cannot load the XDP program: {e}"))
+            }
+        })?;
+        let prog: &mut aya::programs::Xdp = ebpf
+            .program_mut(PROGRAM_NAME)
+            .ok_or_else(|| Error::Other("XDP program missing from the object".into()))?
+            .try_into()
+            .map_err(|e| Error::Other(format!("{e}")))?;
+        prog.load().map_err(|e| {
+            let s = format!("{e:?}").to_lowercase();
+            if s.contains("permission") || s.contains("not permitted") {
+                Error::Privilege(opts.iface.clone())
+            } else {
+                Error::Other(format!("the kernel refused the XDP program: {e}"))
+            }
+        })?;
+        use aya::programs::XdpFlags;
+        let mode = match opts.mode {
+            XdpMode::Native => {
+                prog.attach_to_if_index(idx, XdpFlags::DRV_MODE)
+                    .map_err(|e| attach_error(e, opts, "native"))?;
+                "native"
+            }
+            XdpMode::Skb => {
+                prog.attach_to_if_index(idx, XdpFlags::SKB_MODE)
+                    .map_err(|e| attach_error(e, opts, "skb"))?;
+                "skb"
+            }
+            XdpMode::Auto => match prog.attach_to_if_index(idx, XdpFlags::DRV_MODE) {
+                Ok(_) => "native",
+                Err(e) => {
+                    let first = attach_error(e, opts, "native");
+                    if matches!(first, Error::Busy(_) | Error::Privilege(_)) {
+                        return Err(first);
+                    }
+                    prog.attach_to_if_index(idx, XdpFlags::SKB_MODE)
+                        .map_err(|e| attach_error(e, opts, "skb"))?;
+                    "skb"
+                }
+            },
+        };
+        let want_zc = match opts.zero_copy {
+            ZeroCopy::Off => false,
+            ZeroCopy::On => true,
+            ZeroCopy::Auto => mode == "native",
+        };
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let mut zero_copy = want_zc;
+        let mut fds = Vec::new();
+        for (i, &q) in queues.iter().enumerate() {
+            let (tx, rx) = mpsc::channel::<Result<(i32, bool), Error>>();
+            let (go_tx, go_rx) = mpsc::channel::<bool>();
+            let o = opts.clone();
+            let s = sink(q);
+            let stop2 = stop.clone();
+            let cpu = opts
+                .cpus
+                .as_ref()
+                .filter(|c| !c.is_empty())
+                .map(|c| c[i % c.len()]);
+            let t = std::thread::Builder::new()
+                .name(format!("rx-{q}"))
+                .spawn(move || rx_thread(o, q, want_zc, cpu, tx, go_rx, stop2, s))
+                .map_err(|e| Error::Other(e.to_string()))?;
+            match rx.recv() {
+                Ok(Ok((fd, zc))) => {
+                    zero_copy &= zc;
+                    fds.push((q, fd, go_tx));
+                    threads.push(t);
+                }
+                Ok(Err(e)) => {
+                    stop.store(true, Ordering::Relaxed);
+                    for (_, _, g) in &fds {
+                        let _ = g.send(false);
+                    }
+                    let _ = t.join();
+                    return Err(e);
+                }
+                Err(_) => return Err(Error::Other(format!("rx thread for queue {q} failed"))),
+            }
+        }
+        {
+            let mut map: aya::maps::XskMap<_> = aya::maps::XskMap::try_from(
+                ebpf.map_mut(MAP_NAME)
+                    .ok_or_else(|| Error::Other("XSKMAP missing".into()))?,
+            )
+            .map_err(|e| Error::Other(e.to_string()))?;
+            for (q, fd, _) in &fds {
+                // SAFETY: the descriptor belongs to a socket its rx thread keeps open until it is
+                // told to stop, which happens after this map (and the program) are gone.
+                let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
+                map.set(*q, bfd, 0)
+                    .map_err(|e| Error::Other(format!("queue {q}: {e}")))?;
+            }
+        }
+        for (_, _, go) in &fds {
+            let _ = go.send(true);
+        }
+        Ok(Capture {
+            ebpf: Some(ebpf),
+            stop,
+            threads,
+            chosen: Chosen {
+                mode,
+                zero_copy,
+                queues,
+            },
+        })
+    }
+
+    /// Detaches the program, then lets every rx thread drain and finish its sink.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        // Detach first: frames stop arriving; what is in the rings is still read.
+        drop(self.ebpf.take());
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// An anonymous, page-aligned mapping for one UMEM.
+struct Area {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Area {
+    fn new(len: usize) -> Result<Area, Error> {
+        // SAFETY: an anonymous private mapping with no address hint; the result is checked.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Error::Other(format!(
+                "cannot map {len} bytes of UMEM: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(Area {
+            ptr: NonNull::new(p as *mut u8)
+                .ok_or_else(|| Error::Other("mmap returned NULL".into()))?,
+            len,
+        })
+    }
+    fn slice(&self) -> NonNull<[u8]> {
+        NonNull::slice_from_raw_parts(self.ptr, self.len)
+    }
+}
+
+impl Drop for Area {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping made in `new`; the rx thread drops the UMEM and
+        // the socket that used it before the area.
+        unsafe { libc::munmap(self.ptr.as_ptr() as *mut libc::c_void, self.len) };
+    }
+}
+
+fn sock_error(e: xdpilone::Errno, iface: &str, what: &str) -> Error {
+    match e.get_raw() {
+        libc::EPERM | libc::EACCES => Error::Privilege(iface.to_string()),
+        libc::EAFNOSUPPORT => Error::NoAfXdp,
+        _ => Error::Other(format!("{iface}: {what}: {e}")),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rx_thread(
+    o: Options,
+    q: u32,
+    want_zc: bool,
+    cpu: Option<usize>,
+    ready: mpsc::Sender<Result<(i32, bool), Error>>,
+    go: mpsc::Receiver<bool>,
+    stop: Arc<AtomicBool>,
+    mut sink: Box<dyn Sink>,
+) {
+    if let Some(cpu) = cpu {
+        // SAFETY: a zeroed cpu_set_t is valid; CPU_SET and sched_setaffinity only touch it.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        }
+    }
+    let frames = o.ring_size * 2;
+    let area = match Area::new(frames as usize * o.frame_size as usize) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let attempt = |zc: bool| -> Result<_, Error> {
+        let cfg = UmemConfig {
+            fill_size: o.ring_size,
+            complete_size: o.ring_size,
+            frame_size: o.frame_size,
+            headroom: 0,
+            flags: 0,
+        };
+        // SAFETY: `area` is a private page-aligned mapping that outlives the UMEM (dropped after it).
+        let umem = unsafe { Umem::new(cfg, area.slice()) }
+            .map_err(|e| sock_error(e, &o.iface, "cannot create the UMEM"))?;
+        let mut info = IfInfo::invalid();
+        let name =
+            CString::new(o.iface.clone()).map_err(|_| Error::NoSuchInterface(o.iface.clone()))?;
+        info.from_name(&name)
+            .map_err(|_| Error::NoSuchInterface(o.iface.clone()))?;
+        info.set_queue(q);
+        let sock = Socket::with_shared(&info, &umem)
+            .map_err(|e| sock_error(e, &o.iface, "cannot open an AF_XDP socket"))?;
+        let device = umem
+            .fq_cq(&sock)
+            .map_err(|e| sock_error(e, &o.iface, "fill/completion rings"))?;
+        let mode = if zc {
+            SocketConfig::XDP_BIND_ZEROCOPY
+        } else {
+            SocketConfig::XDP_BIND_COPY
+        };
+        let cfg = SocketConfig {
+            rx_size: NonZeroU32::new(o.ring_size),
+            tx_size: None,
+            bind_flags: mode | SocketConfig::XDP_BIND_NEED_WAKEUP,
+        };
+        let user = umem
+            .rx_tx(&sock, &cfg)
+            .map_err(|e| sock_error(e, &o.iface, "RX ring"))?;
+        let rx = user
+            .map_rx()
+            .map_err(|e| sock_error(e, &o.iface, "RX ring mapping"))?;
+        umem.bind(&user)
+            .map_err(|e| sock_error(e, &o.iface, &format!("bind to queue {q}")))?;
+        Ok((umem, device, user, rx))
+    };
+    let (zc, parts) = if want_zc {
+        match attempt(true) {
+            Ok(p) => (true, Ok(p)),
+            Err(_) => (false, attempt(false)),
+        }
+    } else {
+        (false, attempt(false))
+    };
+    let (umem, mut device, user, mut rx) = match parts {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let fd = user.as_raw_fd();
+    if ready.send(Ok((fd, zc))).is_err() || !go.recv().unwrap_or(false) {
+        sink.finish();
+        return;
+    }
+    // Every frame goes to the fill ring to start with.
+    {
+        let mut f = device.fill(frames);
+        f.insert((0..frames).filter_map(|i| umem.frame(BufIdx(i)).map(|c| c.offset)));
+        f.commit();
+    }
+    let base = area.ptr.as_ptr();
+    let len = area.len;
+    let fsz = o.frame_size as u64;
+    // bpf_ktime_get_ns is CLOCK_MONOTONIC: convert with an offset sampled once at start.
+    let offset = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC);
+    let mut refill: Vec<u64> = Vec::with_capacity(o.batch as usize);
+    let mut empty = 0u32;
+    let mut last_stats = Instant::now();
+    let mut stopping_since: Option<Instant> = None;
+    loop {
+        refill.clear();
+        {
+            let mut r = rx.receive(o.batch);
+            while let Some(desc) = r.read() {
+                let (addr, n) = (desc.addr as usize, desc.len as usize);
+                let chunk = desc.addr & !(fsz - 1);
+                if addr.checked_add(n).is_some_and(|end| end <= len)
+                    && addr >= 8
+                    && (addr - 8) as u64 >= chunk
+                {
+                    // SAFETY: the kernel handed this descriptor to user space: [addr, addr+len) lies in
+                    // our mapping (checked above) and the kernel will not write it until the chunk is
+                    // back on the fill ring; the 8 metadata bytes before it are in the same chunk.
+                    let (data, meta) = unsafe {
+                        let p = base.add(addr);
+                        (
+                            std::slice::from_raw_parts(p, n),
+                            std::ptr::read_unaligned(p.sub(8) as *const u64),
+                        )
+                    };
+                    let (ts_ns, clock) = if meta != 0 {
+                        (meta as i64 + offset, Clock::Xdp)
+                    } else {
+                        (clock_ns(libc::CLOCK_REALTIME), Clock::Fallback)
+                    };
+                    sink.frame(&Frame {
+                        data,
+                        ts_ns,
+                        clock,
+                        queue: q,
+                    });
+                    // SAFETY: same bytes as above; clearing the stamp so a failed adjust_meta on the
+                    // chunk's next use cannot leave this one behind.
+                    unsafe { std::ptr::write_unaligned(base.add(addr - 8) as *mut u64, 0) };
+                }
+                refill.push(chunk);
+            }
+            r.release();
+        }
+        if !refill.is_empty() {
+            let mut f = device.fill(refill.len() as u32);
+            f.insert(refill.iter().copied());
+            f.commit();
+            empty = 0;
+        } else {
+            empty += 1;
+        }
+        if device.needs_wakeup() {
+            device.wake();
+        }
+        if last_stats.elapsed() >= Duration::from_millis(500) {
+            last_stats = Instant::now();
+            if let Ok(s) = user.statistics_v2() {
+                sink.stats(&QueueStats {
+                    rx_dropped: s.rx_dropped,
+                    rx_invalid_descs: s.rx_invalid_descs,
+                    rx_ring_full: s.rx_ring_full,
+                    rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
+                });
+            }
+        }
+        if refill.is_empty() {
+            if stop.load(Ordering::Relaxed) {
+                // Detached: drain what is left for a short while, then end.
+                let since = *stopping_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_millis(100) {
+                    break;
+                }
+            }
+            if empty > 64 {
+                // Spun long enough: hand on what is buffered, then sleep in poll() until frames come.
+                sink.idle();
+                let mut pfd = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd for the duration of the call.
+                let r = unsafe { libc::poll(&mut pfd, 1, 50) };
+                if r < 0 && errno() != libc::EINTR {
+                    break;
+                }
+                empty = 0;
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+    if let Ok(s) = user.statistics_v2() {
+        sink.stats(&QueueStats {
+            rx_dropped: s.rx_dropped,
+            rx_invalid_descs: s.rx_invalid_descs,
+            rx_ring_full: s.rx_ring_full,
+            rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
+        });
+    }
+    sink.finish();
+    drop(rx);
+    drop(user);
+    drop(device);
+    drop(umem);
+    drop(area);
+}
