@@ -27,7 +27,10 @@ fn main() {
     let start = Instant::now();
     let mut sent = 0u64;
     for i in 0..count {
-        if sock.send_to(&buf, SocketAddrV4::new(dst, 9000 + (i % 16) as u16)).is_ok() {
+        if sock
+            .send_to(&buf, SocketAddrV4::new(dst, 9000 + (i % 16) as u16))
+            .is_ok()
+        {
             sent += 1;
         }
         if let Some(p) = pps {
