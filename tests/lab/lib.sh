@@ -1,0 +1,174 @@
+# The spanwatch lab, sourced by tests/lab/*.sh. Three network namespaces: a client and a server
+# joined by a veth (the "switch port"), and a tap namespace holding two SPAN ports. Every frame of
+# the client's link, both directions, is mirrored with `tc … u32 match u32 0 0 action mirred
+# egress mirror` to both SPAN ports (an AF_XDP socket takes the frames it receives, so spanwatch
+# gets one copy and tcpdump the other). Real daemons only: vsftpd (plain, FTPS), python3
+# http.server, openssl s_server. Addresses from 198.18.0.0/15 and 2001:db8::/32 only; `lab_down`
+# (run from a trap) removes everything.
+#
+# Variables: LAB_PW (the lab user's password; tests assert it never appears in any output).
+
+LAB_ID=${LAB_ID:-$$}
+CL=swlab-cl$LAB_ID SV=swlab-sv$LAB_ID TAP=swlab-tap$LAB_ID
+LAB_WORK=""
+# LAB_SPAN_ROOT=1: the first SPAN port is in the root namespace (named $LAB_SPAN0), so that a
+# spanwatch there serves /metrics on the host's own localhost (the demo).
+LAB_SPAN_ROOT=${LAB_SPAN_ROOT:-}
+LAB_SPAN0=span0
+[ -n "$LAB_SPAN_ROOT" ] && LAB_SPAN0=swspan$((LAB_ID % 1000000))
+LAB_PW='Sw0rdfish-lab-7Q'
+LAB_USER=swlab
+
+lab_log() { printf 'lab: %s\n' "$*" >&2; }
+
+lab_down() {
+  set +e
+  for ns in "$CL" "$SV" "$TAP"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
+  done
+  sleep 0.2
+  for ns in "$CL" "$SV" "$TAP"; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+    ip netns del "$ns" 2>/dev/null
+  done
+  [ -n "$LAB_SPAN_ROOT" ] && ip link del "$LAB_SPAN0" 2>/dev/null
+  [ -n "$LAB_WORK" ] && rm -rf "$LAB_WORK"
+  return 0
+}
+
+lab_offloads_off() { # ns dev
+  ip netns exec "$1" ethtool -K "$2" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
+}
+
+lab_up() {
+  LAB_WORK=$(mktemp -d)
+  for ns in "$CL" "$SV" "$TAP"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
+  for ns in "$CL" "$SV"; do
+    # No router solicitations or RAs: the only frames on the link are the scenarios' own.
+    # No duplicate-address detection either (link-local addresses included).
+    for k in all default; do
+      ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$k.router_solicitations=0" "net.ipv6.conf.$k.accept_ra=0" \
+        "net.ipv6.conf.$k.accept_dad=0" "net.ipv6.conf.$k.dad_transmits=0"
+    done
+  done
+  ip link add c0 netns "$CL" type veth peer name s0 netns "$SV"
+  if [ -n "$LAB_SPAN_ROOT" ]; then
+    ip link add "$LAB_SPAN0" type veth peer name m0 netns "$CL"
+    sysctl -qw "net.ipv6.conf.$LAB_SPAN0.disable_ipv6=1"
+    ip link set "$LAB_SPAN0" up
+    ethtool -K "$LAB_SPAN0" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
+  else
+    ip link add m0 netns "$CL" type veth peer name span0 netns "$TAP"
+  fi
+  ip link add m1 netns "$CL" type veth peer name span1 netns "$TAP"
+  ip -n "$CL" addr add 198.18.0.1/24 dev c0
+  ip -n "$SV" addr add 198.18.0.2/24 dev s0
+  ip -n "$CL" addr add 2001:db8::1/64 dev c0 nodad
+  ip -n "$SV" addr add 2001:db8::2/64 dev s0 nodad
+  local tap_ports="$TAP span0"
+  [ -n "$LAB_SPAN_ROOT" ] && tap_ports=""
+  for x in "$CL c0" "$SV s0" "$CL m0" "$CL m1" ${tap_ports:+"$tap_ports"} "$TAP span1"; do
+    set -- $x
+    ip -n "$1" link set "$2" up
+    lab_offloads_off "$1" "$2"
+  done
+  ip netns exec "$TAP" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+  # The SPAN: both directions of c0 to both mirror ports.
+  ip netns exec "$CL" tc qdisc add dev c0 clsact
+  for dir in ingress egress; do
+    ip netns exec "$CL" tc filter add dev c0 "$dir" protocol all u32 match u32 0 0 \
+      action mirred egress mirror dev m0 pipe action mirred egress mirror dev m1
+  done
+  lab_log "up: client $CL, server $SV, SPAN ports $LAB_SPAN0 and span1 (in $TAP)"
+}
+
+# Waits until the mirrored link has been silent for a second (IPv6 multicast-listener reports
+# follow an interface coming up), so both SPAN captures start on a quiet link.
+lab_settle() {
+  local before after
+  for _ in $(seq 20); do
+    before=$(ip netns exec "$CL" cat /sys/class/net/c0/statistics/tx_packets /sys/class/net/c0/statistics/rx_packets | paste -sd+)
+    sleep 1
+    after=$(ip netns exec "$CL" cat /sys/class/net/c0/statistics/tx_packets /sys/class/net/c0/statistics/rx_packets | paste -sd+)
+    [ "$before" = "$after" ] && return 0
+  done
+}
+
+lab_servers() {
+  id "$LAB_USER" >/dev/null 2>&1 || useradd -m -s /bin/bash "$LAB_USER"
+  echo "$LAB_USER:$LAB_PW" | chpasswd
+  echo "hello from the spanwatch lab" > "/home/$LAB_USER/readme.txt"
+  mkdir -p /var/run/vsftpd/empty
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$LAB_WORK/k.pem" -out "$LAB_WORK/c.pem" \
+    -days 2 -subj /CN=lab.example >/dev/null 2>&1
+  # port, listen_ipv6, listen, address line, extra
+  local n=0
+  for spec in "21|NO|YES|listen_address=198.18.0.2|" "2121|NO|YES|listen_address=198.18.0.2|" \
+              "21|YES|NO|listen_address6=2001:db8::2|" \
+              "2990|NO|YES|listen_address=198.18.0.2|ssl_enable=YES;rsa_cert_file=$LAB_WORK/c.pem;rsa_private_key_file=$LAB_WORK/k.pem;force_local_logins_ssl=YES;force_local_data_ssl=YES;require_ssl_reuse=NO;ssl_ciphers=HIGH"; do
+    n=$((n + 1))
+    IFS='|' read -r port v6 v4 addr extra <<<"$spec"
+    extra=${extra//;/$'\n'}
+    cat > "$LAB_WORK/vsftpd-$n.conf" <<CONF
+listen=$v4
+listen_ipv6=$v6
+listen_port=$port
+$addr
+anonymous_enable=NO
+local_enable=YES
+write_enable=NO
+pasv_enable=YES
+port_enable=YES
+connect_from_port_20=NO
+seccomp_sandbox=NO
+pam_service_name=vsftpd
+secure_chroot_dir=/var/run/vsftpd/empty
+ftpd_banner=spanwatch lab FTP ready
+$extra
+CONF
+    ip netns exec "$SV" vsftpd "$LAB_WORK/vsftpd-$n.conf" &
+  done
+  mkdir -p "$LAB_WORK/www/.well-known/acme-challenge" "$LAB_WORK/www/pks"
+  echo token > "$LAB_WORK/www/.well-known/acme-challenge/evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
+  (cd "$LAB_WORK/www" && exec ip netns exec "$SV" python3 -m http.server 8080 --bind 198.18.0.2 >/dev/null 2>&1) &
+  ip netns exec "$SV" openssl s_server -accept 4433 -cert "$LAB_WORK/c.pem" -key "$LAB_WORK/k.pem" \
+    -www -quiet >/dev/null 2>&1 &
+  # Wait until every server listens.
+  for _ in $(seq 50); do
+    local up; up=$(ip netns exec "$SV" ss -ltnH 2>/dev/null | grep -cE ':(21|2121|2990|8080|4433) ' || true)
+    [ "$up" -ge 6 ] && break
+    sleep 0.1
+  done
+}
+
+# The scenarios, and what they must count (by construction). Keep the two in step.
+LAB_EXPECT='{
+  "ftp": 6, "ftp_ipv6": 2, "ftp_data": 5, "ftps": 1, "tls": 6,
+  "logins_accepted": 5, "logins_rejected": 1, "logins_unknown": 0,
+  "data_pasv": 1, "data_epsv": 2, "data_port": 1, "data_eprt": 1,
+  "tls_resumed_session_id": 1, "tls_resumed_psk": 1,
+  "http_acme": 1, "http_hkp": 1, "http_other": 1
+}'
+
+lab_traffic() {
+  local cx="ip netns exec $CL"
+  # FTP: accepted (PASV, IPv4), rejected, active (PORT), non-standard port (EPSV), IPv6 (EPSV, EPRT).
+  $cx curl -s -m 5 --disable-epsv "ftp://$LAB_USER:$LAB_PW@198.18.0.2/readme.txt" -o /dev/null || true
+  $cx curl -s -m 5 "ftp://$LAB_USER:wrong-password@198.18.0.2/" -o /dev/null || true
+  $cx curl -s -m 5 --disable-eprt -P - "ftp://$LAB_USER:$LAB_PW@198.18.0.2/readme.txt" -o /dev/null || true
+  $cx curl -s -m 5 "ftp://$LAB_USER:$LAB_PW@198.18.0.2:2121/readme.txt" -o /dev/null || true
+  $cx curl -s -m 5 -g "ftp://$LAB_USER:$LAB_PW@[2001:db8::2]/readme.txt" -o /dev/null || true
+  $cx curl -s -m 5 -g -P - "ftp://$LAB_USER:$LAB_PW@[2001:db8::2]/readme.txt" -o /dev/null || true
+  # FTPS (AUTH TLS): the login is encrypted, so it is no cleartext login; control and data
+  # connections are both TLS (TLS 1.2 without session reuse, so neither is a resumption).
+  $cx curl -s -m 5 -k --ssl-reqd --tls-max 1.2 --no-sessionid "ftp://$LAB_USER:$LAB_PW@198.18.0.2:2990/" -o /dev/null || true
+  # HTTP: ACME HTTP-01, HKP lookup, a plain page.
+  $cx curl -s -m 5 http://198.18.0.2:8080/.well-known/acme-challenge/evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA -o /dev/null || true
+  $cx curl -s -m 5 "http://198.18.0.2:8080/pks/lookup?op=get&search=0x0123456789ABCDEF" -o /dev/null || true
+  $cx curl -s -m 5 http://198.18.0.2:8080/ -o /dev/null || true
+  # TLS 1.2 session-id resumption, TLS 1.3 PSK resumption.
+  echo | $cx openssl s_client -connect 198.18.0.2:4433 -tls1_2 -no_ticket -sess_out "$LAB_WORK/s12" >/dev/null 2>&1 || true
+  echo | $cx openssl s_client -connect 198.18.0.2:4433 -tls1_2 -no_ticket -sess_in "$LAB_WORK/s12" >/dev/null 2>&1 || true
+  printf 'GET / HTTP/1.0\r\n\r\n' | $cx openssl s_client -connect 198.18.0.2:4433 -tls1_3 -sess_out "$LAB_WORK/s13" -ign_eof >/dev/null 2>&1 || true
+  printf 'GET / HTTP/1.0\r\n\r\n' | $cx openssl s_client -connect 198.18.0.2:4433 -tls1_3 -sess_in "$LAB_WORK/s13" -ign_eof >/dev/null 2>&1 || true
+}

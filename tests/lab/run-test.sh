@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The lab test: real daemons, a mirrored SPAN port, `spanwatch live` (AF_XDP) on span0 and tcpdump
+# on span1. Asserts: live metrics = the counts of construction = an offline `spanwatch read` of
+# tcpdump's file. Needs root.   usage: tests/lab/run-test.sh [SPANWATCH_BINARY]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=$(realpath "${1:-target/release/spanwatch}")
+. tests/lab/lib.sh
+trap '[ -n "${KEEP:-}" ] && cp -r "$OUT" "$KEEP"; lab_down' EXIT INT TERM
+lab_up
+lab_servers
+lab_settle
+OUT=$LAB_WORK/out; mkdir -p "$OUT"
+ip netns exec "$TAP" tcpdump -i span1 -w "$OUT/span1.pcap" -U -s 0 2>"$OUT/tcpdump.err" &
+for _ in $(seq 100); do grep -q "listening on" "$OUT/tcpdump.err" 2>/dev/null && break; sleep 0.1; done
+ip netns exec "$TAP" "$BIN" live --iface span0 --listen off --workers 2 --metrics-out "$OUT/live.prom" \
+  --events "$OUT/live.ndjson" 2>"$OUT/live.err" &
+SW=$!
+for _ in $(seq 100); do grep -q "capturing on" "$OUT/live.err" 2>/dev/null && break; sleep 0.1; done
+grep -q "capturing on" "$OUT/live.err" || { cat "$OUT/live.err" >&2; exit 1; }
+sleep 1
+lab_traffic
+sleep 1
+# Stop both captures together.
+ip netns pids "$TAP" | xargs -r kill -INT 2>/dev/null || true
+wait "$SW"
+sleep 0.5
+"$BIN" read --workers 1 --metrics-out "$OUT/offline.prom" --events "$OUT/offline.ndjson" "$OUT/span1.pcap" >/dev/null
+python3 - "$OUT" "$LAB_EXPECT" "$LAB_PW" <<'PY'
+import json, sys, re
+out, expect, pw = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+def load(path):
+    m = {}
+    for line in open(path):
+        if line.startswith('#'):
+            continue
+        name, value = line.rsplit(' ', 1)
+        m[name] = float(value)
+    return m
+def counts(m, src):
+    g = lambda k: int(m.get(k, 0))
+    s = lambda p, v: g(f'spanwatch_sessions_total{{protocol="{p}",ip_version="{v}"}}')
+    return {
+        "ftp": s("ftp", 4) + s("ftp", 6), "ftp_ipv6": s("ftp", 6), "ftp_data": s("ftp_data", 4) + s("ftp_data", 6),
+        "ftps": s("ftps", 4) + s("ftps", 6),
+        **{f"logins_{o}": g(f'spanwatch_ftp_logins_total{{outcome="{o}"}}') for o in ("accepted", "rejected", "unknown")},
+        **{f"data_{d}": g(f'spanwatch_ftp_data_sessions_total{{mode="{d}"}}') for d in ("pasv", "epsv", "port", "eprt")},
+        **{f"tls_resumed_{r}": g(f'spanwatch_tls_resumed_total{{method="{r}"}}') for r in ("session_id", "psk")},
+        **{f"http_{k}": g(f'spanwatch_http_requests_total{{kind="{k if k != "acme" else "acme_http01"}"}}') for k in ("acme", "hkp", "other")},
+        "packets": g(f'spanwatch_packets_total{{source="{src}"}}'),
+        "tls": s("tls", 4) + s("tls", 6),
+    }
+live = counts(load(f"{out}/live.prom"), "xdp")
+offline = counts(load(f"{out}/offline.prom"), "pcap")
+bad = []
+for k, v in expect.items():
+    if live[k] != v: bad.append(f"live {k} = {live[k]}, constructed {v}")
+    if offline[k] != v: bad.append(f"offline {k} = {offline[k]}, constructed {v}")
+for k in live:
+    if live[k] != offline[k]: bad.append(f"{k}: live {live[k]} != offline {offline[k]}")
+drops = sum(v for k, v in load(f"{out}/live.prom").items() if k.startswith("spanwatch_capture_dropped_total"))
+if drops: bad.append(f"live dropped {drops} packets")
+for f in ("live.prom", "live.ndjson", "offline.prom", "offline.ndjson", "live.err"):
+    if pw in open(f"{out}/{f}").read(): bad.append(f"password in {f}")
+print(json.dumps({"live": live, "offline": offline}, sort_keys=True))
+if bad:
+    print("\n".join(bad)); sys.exit(1)
+print("lab: live = offline = construction")
+PY
