@@ -688,6 +688,9 @@ fn live(a: LiveArgs) -> anyhow::Result<()> {
         }
     };
     let ch = capture.chosen.clone();
+    if let Some(w) = &ch.warning {
+        eprintln!("spanwatch: warning: {w}");
+    }
     let info = Info {
         labels: vec![
             ("mode".into(), "live".into()),

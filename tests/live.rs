@@ -339,3 +339,58 @@ fn bad_interface_is_one_line_exit_2() {
     assert!(err.contains("nonexistent0: no such interface"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn missing_privilege_and_oversized_mtu_are_one_line_exit_2() {
+    if !root() {
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // As an unprivileged user: the capabilities it needs are named.
+    if let Ok(out) = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            env!("CARGO_BIN_EXE_spanwatch"),
+            "live",
+            "--iface",
+            "lo",
+            "--listen",
+            "off",
+        ])
+        .output()
+    {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("CAP_NET_ADMIN") && err.contains("CAP_BPF"),
+            "{err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    // Jumbo frames do not fit native XDP with 4096-byte frames.
+    let lab = Lab::new("m");
+    sh(&["ip", "-n", &lab.cap, "link", "set", "swl1", "mtu", "9000"]);
+    sh(&["ip", "-n", &lab.snd, "link", "set", "swl0", "mtu", "9000"]);
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.cap,
+            env!("CARGO_BIN_EXE_spanwatch"),
+            "live",
+            "--iface",
+            "swl1",
+            "--listen",
+            "off",
+            "--xdp-mode",
+            "native",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("MTU 9000 is too large"), "{err}");
+}

@@ -130,3 +130,53 @@ fn causality_fires_on_a_skewed_side_only() {
             > 0
     );
 }
+
+#[test]
+fn anomalies_are_events_first_ten_per_source() {
+    let Some(py) = python() else { return };
+    let out = tmp("ev.pcap");
+    let o = Command::new(py)
+        .arg(script())
+        .args(["spacing"])
+        .arg(common::default_capture())
+        .arg(&out)
+        .arg("3")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let want: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let res = Command::new(env!("CARGO_BIN_EXE_spanwatch"))
+        .args(["read", "--events", "-"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(res.status.success());
+    let mut negative = 0;
+    let mut spacing = 0;
+    for line in String::from_utf8_lossy(&res.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        match v["event"]["action"].as_str() {
+            Some("timestamp-negative-delta") => {
+                negative += 1;
+                assert!(
+                    v["spanwatch"]["delta_seconds"].as_f64().unwrap() < 0.0,
+                    "{line}"
+                );
+                assert!(
+                    v["spanwatch"]["packet_number"].as_u64().unwrap() > 1,
+                    "{line}"
+                );
+                assert!(v["spanwatch"]["flow"]["source"]["ip"].is_string(), "{line}");
+                assert!(
+                    v["spanwatch"]["previous_flow"]["destination"]["port"].is_u64(),
+                    "{line}"
+                );
+            }
+            Some("timestamp-impossible-spacing") => spacing += 1,
+            _ => {}
+        }
+    }
+    let cap = |n: u64| n.min(10);
+    assert_eq!(negative, cap(want["10G"]["negative"].as_u64().unwrap()));
+    assert_eq!(spacing, cap(want["10G"]["impossible"].as_u64().unwrap()));
+}

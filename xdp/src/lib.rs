@@ -77,13 +77,19 @@ pub enum Error {
     NoAfXdp,
     #[error("{0}: another XDP program is already attached; spanwatch does not replace it (detach it first)")]
     Busy(String),
-    #[error("{iface}: cannot attach the XDP program in {mode} mode: {reason} (an MTU above {max} does not fit a {frame}-byte frame)")]
+    #[error("{iface}: MTU {mtu} is too large for the XDP program in {mode} mode (at most {max} with {frame}-byte frames)")]
+    Mtu {
+        iface: String,
+        mode: &'static str,
+        mtu: u32,
+        max: u32,
+        frame: u32,
+    },
+    #[error("{iface}: cannot attach the XDP program in {mode} mode: {reason}")]
     Attach {
         iface: String,
         mode: &'static str,
         reason: String,
-        max: u32,
-        frame: u32,
     },
     #[error("{0}")]
     Other(String),
@@ -132,6 +138,8 @@ pub struct Chosen {
     pub mode: &'static str,
     pub zero_copy: bool,
     pub queues: Vec<u32>,
+    /// Something the user should know (frames that will not fit, say).
+    pub warning: Option<String>,
 }
 
 /// A running capture. Dropping it (or `stop`) detaches the program and ends the rx threads.
@@ -188,20 +196,41 @@ fn clock_ns(clock: libc::clockid_t) -> i64 {
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
+/// The interface's MTU, from sysfs.
+pub fn mtu(iface: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The largest MTU whose frames fit a UMEM frame after the kernel's XDP headroom and tailroom.
+fn max_mtu(frame_size: u32) -> u32 {
+    frame_size - 512
+}
+
 fn attach_error(e: aya::programs::ProgramError, opts: &Options, mode: &'static str) -> Error {
     let text = e.to_string();
     let lower = format!("{e:?}").to_lowercase();
+    let max = max_mtu(opts.frame_size);
     if lower.contains("busy") || lower.contains("os { code: 16") || lower.contains("file exists") {
         Error::Busy(opts.iface.clone())
     } else if lower.contains("permission") || lower.contains("not permitted") {
         Error::Privilege(opts.iface.clone())
+    } else if let Some(m) = mtu(&opts.iface).filter(|&m| m > max) {
+        Error::Mtu {
+            iface: opts.iface.clone(),
+            mode,
+            mtu: m,
+            max,
+            frame: opts.frame_size,
+        }
     } else {
         Error::Attach {
             iface: opts.iface.clone(),
             mode,
             reason: text,
-            max: opts.frame_size - 512,
-            frame: opts.frame_size,
         }
     }
 }
@@ -334,6 +363,13 @@ impl Capture {
         for (_, _, go) in &fds {
             let _ = go.send(true);
         }
+        let max = max_mtu(opts.frame_size);
+        let warning = mtu(&opts.iface).filter(|&m| m > max).map(|m| {
+            format!(
+                "{}: MTU {m} is above {max}: longer frames do not fit a {}-byte UMEM frame and are dropped (counted as xdp_rx_dropped)",
+                opts.iface, opts.frame_size
+            )
+        });
         Ok(Capture {
             ebpf: Some(ebpf),
             stop,
@@ -342,6 +378,7 @@ impl Capture {
                 mode,
                 zero_copy,
                 queues,
+                warning,
             },
         })
     }

@@ -265,3 +265,74 @@ fn io_reason(e: &std::io::Error) -> String {
         _ => e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn le16(v: u16) -> [u8; 2] {
+        v.to_le_bytes()
+    }
+    fn le32(v: u32) -> [u8; 4] {
+        v.to_le_bytes()
+    }
+
+    /// A pcapng with one interface whose timestamps are in nanoseconds (if_tsresol = 9) offset by
+    /// 1000 s (if_tsoffset), and one packet.
+    fn pcapng_ns_offset(units: u64) -> Vec<u8> {
+        let mut f = Vec::new();
+        // Section header block.
+        f.extend(le32(0x0A0D_0D0A));
+        f.extend(le32(28));
+        f.extend(le32(0x1A2B_3C4D));
+        f.extend(le16(1));
+        f.extend(le16(0));
+        f.extend((-1i64).to_le_bytes());
+        f.extend(le32(28));
+        // Interface description block with if_tsresol and if_tsoffset.
+        let mut idb = Vec::new();
+        idb.extend(le16(1)); // Ethernet
+        idb.extend(le16(0));
+        idb.extend(le32(65535));
+        idb.extend([9, 0, 1, 0, 9, 0, 0, 0]); // if_tsresol = 10^-9
+        idb.extend([14, 0, 8, 0]);
+        idb.extend(1000i64.to_le_bytes()); // if_tsoffset = 1000 s
+        idb.extend([0, 0, 0, 0]);
+        f.extend(le32(1));
+        f.extend(le32(idb.len() as u32 + 12));
+        f.extend(&idb);
+        f.extend(le32(idb.len() as u32 + 12));
+        // Enhanced packet block: a 14-byte Ethernet header (padded to 16).
+        let data = [0u8; 14];
+        let mut epb = Vec::new();
+        epb.extend(le32(0));
+        epb.extend(le32((units >> 32) as u32));
+        epb.extend(le32(units as u32));
+        epb.extend(le32(data.len() as u32));
+        epb.extend(le32(60));
+        epb.extend(data);
+        epb.extend([0, 0]);
+        f.extend(le32(6));
+        f.extend(le32(epb.len() as u32 + 12));
+        f.extend(&epb);
+        f.extend(le32(epb.len() as u32 + 12));
+        f
+    }
+
+    #[test]
+    fn pcapng_tsresol_and_tsoffset() {
+        let path =
+            std::env::temp_dir().join(format!("spanwatch-tsresol-{}.pcapng", std::process::id()));
+        std::fs::write(&path, pcapng_ns_offset(1_234_567_891)).unwrap();
+        let mut f = PcapFile::open(&path).unwrap();
+        let mut got = Vec::new();
+        let st = f.for_each(
+            |fr| got.push((fr.ts_ns, fr.wire_len, fr.link, fr.data.len())),
+            |_| {},
+        );
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(st.frames, 1);
+        assert_eq!(st.truncated_records, 0);
+        assert_eq!(got, vec![(1000 * 1_000_000_000 + 1_234_567_891, 60, 1, 14)]);
+    }
+}
