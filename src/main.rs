@@ -324,18 +324,7 @@ fn read(a: ReadArgs) -> anyhow::Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if let Some(w) = writer {
-        w.finish().context("writing events")?;
-    }
-    let snap = hub.snapshot();
-    if let Some(p) = &metrics_out {
-        let text = metrics::expo::render(&snap, &info);
-        if p == "-" {
-            std::io::stdout().write_all(text.as_bytes())?;
-        } else {
-            std::fs::write(p, text).with_context(|| format!("writing {p}"))?;
-        }
-    }
+    let snap = finish_outputs(writer, &hub, metrics_out.as_deref(), &info)?;
     for f in &report.files {
         if f.truncated_records > 0 {
             eprintln!(
@@ -363,6 +352,28 @@ fn read(a: ReadArgs) -> anyhow::Result<()> {
         s.stop();
     }
     Ok(())
+}
+
+/// Closes the event log and writes `--metrics-out`; returns the final merged counters.
+fn finish_outputs(
+    writer: Option<EventWriter>,
+    hub: &Hub,
+    metrics_out: Option<&str>,
+    info: &Info,
+) -> anyhow::Result<Counters> {
+    if let Some(w) = writer {
+        w.finish().context("writing events")?;
+    }
+    let snap = hub.snapshot();
+    if let Some(p) = metrics_out {
+        let text = metrics::expo::render(&snap, info);
+        if p == "-" {
+            std::io::stdout().write_all(text.as_bytes())?;
+        } else {
+            std::fs::write(p, text).with_context(|| format!("writing {p}"))?;
+        }
+    }
+    Ok(snap)
 }
 
 fn getrandom(buf: &mut [u8]) {
@@ -739,18 +750,7 @@ fn live(a: LiveArgs) -> anyhow::Result<()> {
     capture.stop();
     drop(opts);
     pool.finish();
-    if let Some(w) = writer {
-        w.finish().context("writing events")?;
-    }
-    let snap = hub.snapshot();
-    if let Some(p) = &metrics_out {
-        let text = metrics::expo::render(&snap, &info);
-        if p == "-" {
-            std::io::stdout().write_all(text.as_bytes())?;
-        } else {
-            std::fs::write(p, text).with_context(|| format!("writing {p}"))?;
-        }
-    }
+    let snap = finish_outputs(writer, &hub, metrics_out.as_deref(), &info)?;
     if let Some(s) = server {
         s.stop();
     }

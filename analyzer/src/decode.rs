@@ -170,85 +170,55 @@ fn v6_frag<'a>(exts: impl IntoIterator<Item = Ipv6ExtensionSlice<'a>>) -> Option
     })
 }
 
-fn from_strict<'a>(p: &SlicedPacket<'a>) -> Option<Net<'a>> {
-    match &p.net {
-        Some(NetSlice::Ipv4(s)) => {
-            let h = s.header();
-            let pl = s.payload();
-            Some(Net {
-                v6: false,
-                src: v4(h.source()),
-                dst: v4(h.destination()),
-                proto: pl.ip_number.0,
-                frag: pl.fragmented.then(|| {
-                    (
-                        h.identification() as u32,
-                        h.fragments_offset().value() as u32 * 8,
-                        h.more_fragments(),
-                    )
-                }),
-                payload: pl.payload,
-            })
+/// The strict and lax slices of etherparse are different types with the same accessors: one body
+/// serves both.
+macro_rules! net_of {
+    ($name:ident, $packet:ident, $net:ident) => {
+        fn $name<'a>(p: &$packet<'a>) -> Option<Net<'a>> {
+            match &p.net {
+                Some($net::Ipv4(s)) => {
+                    let h = s.header();
+                    let pl = s.payload();
+                    let frag = pl.fragmented.then(|| {
+                        (
+                            h.identification() as u32,
+                            h.fragments_offset().value() as u32 * 8,
+                            h.more_fragments(),
+                        )
+                    });
+                    Some(Net {
+                        v6: false,
+                        src: v4(h.source()),
+                        dst: v4(h.destination()),
+                        proto: pl.ip_number.0,
+                        frag,
+                        payload: pl.payload,
+                    })
+                }
+                Some($net::Ipv6(s)) => {
+                    let h = s.header();
+                    let pl = s.payload();
+                    let frag = if pl.fragmented {
+                        v6_frag(s.extensions().clone())
+                    } else {
+                        None
+                    };
+                    Some(Net {
+                        v6: true,
+                        src: h.source(),
+                        dst: h.destination(),
+                        proto: pl.ip_number.0,
+                        frag,
+                        payload: pl.payload,
+                    })
+                }
+                _ => None,
+            }
         }
-        Some(NetSlice::Ipv6(s)) => {
-            let h = s.header();
-            let pl = s.payload();
-            Some(Net {
-                v6: true,
-                src: h.source(),
-                dst: h.destination(),
-                proto: pl.ip_number.0,
-                frag: if pl.fragmented {
-                    v6_frag(s.extensions().clone())
-                } else {
-                    None
-                },
-                payload: pl.payload,
-            })
-        }
-        _ => None,
-    }
+    };
 }
-
-fn from_lax<'a>(p: &LaxSlicedPacket<'a>) -> Option<Net<'a>> {
-    match &p.net {
-        Some(LaxNetSlice::Ipv4(s)) => {
-            let h = s.header();
-            let pl = s.payload();
-            Some(Net {
-                v6: false,
-                src: v4(h.source()),
-                dst: v4(h.destination()),
-                proto: pl.ip_number.0,
-                frag: pl.fragmented.then(|| {
-                    (
-                        h.identification() as u32,
-                        h.fragments_offset().value() as u32 * 8,
-                        h.more_fragments(),
-                    )
-                }),
-                payload: pl.payload,
-            })
-        }
-        Some(LaxNetSlice::Ipv6(s)) => {
-            let h = s.header();
-            let pl = s.payload();
-            Some(Net {
-                v6: true,
-                src: h.source(),
-                dst: h.destination(),
-                proto: pl.ip_number.0,
-                frag: if pl.fragmented {
-                    v6_frag(s.extensions().clone())
-                } else {
-                    None
-                },
-                payload: pl.payload,
-            })
-        }
-        _ => None,
-    }
-}
+net_of!(from_strict, SlicedPacket, NetSlice);
+net_of!(from_lax, LaxSlicedPacket, LaxNetSlice);
 
 /// Fills `d` from the network and transport layers; returns the L4 payload.
 fn finish<'a>(
