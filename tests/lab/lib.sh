@@ -133,17 +133,34 @@ CONF
   (cd "$LAB_WORK/www" && exec ip netns exec "$SV" python3 -m http.server 8080 --bind 198.18.0.2 >/dev/null 2>&1) &
   ip netns exec "$SV" openssl s_server -accept 4433 -cert "$LAB_WORK/c.pem" -key "$LAB_WORK/k.pem" \
     -www -quiet >/dev/null 2>&1 &
+  # OCSP: a CA, a server certificate it issued, an `openssl ocsp` responder (OCSP over HTTP), and a
+  # second s_server that staples a response made by the same responder code, offline.
+  local w=$LAB_WORK
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$w/ca.key" -out "$w/ca.pem" -days 2 -subj /CN=lab-ca >/dev/null 2>&1
+  openssl req -newkey rsa:2048 -nodes -keyout "$w/leaf.key" -out "$w/leaf.csr" -subj /CN=ocsp.lab.example >/dev/null 2>&1
+  openssl x509 -req -in "$w/leaf.csr" -CA "$w/ca.pem" -CAkey "$w/ca.key" -CAcreateserial -days 2 -out "$w/leaf.pem" >/dev/null 2>&1
+  : > "$w/index.txt"
+  printf 'V\t%s\t\t%s\tunknown\t%s\n' "$(date -u -d '+2 days' +%y%m%d%H%M%SZ)" \
+    "$(openssl x509 -in "$w/leaf.pem" -noout -serial | cut -d= -f2)" \
+    "$(openssl x509 -in "$w/leaf.pem" -noout -subject -nameopt compat | sed 's/^subject=//')" > "$w/index.txt"
+  openssl ocsp -issuer "$w/ca.pem" -cert "$w/leaf.pem" -no_nonce -reqout "$w/req.der" >/dev/null 2>&1
+  openssl ocsp -index "$w/index.txt" -rsigner "$w/ca.pem" -rkey "$w/ca.key" -CA "$w/ca.pem" \
+    -reqin "$w/req.der" -respout "$w/resp.der" >/dev/null 2>&1
+  ip netns exec "$SV" openssl ocsp -index "$w/index.txt" -port 8888 -rsigner "$w/ca.pem" -rkey "$w/ca.key" \
+    -CA "$w/ca.pem" -ignore_err >/dev/null 2>&1 &
+  ip netns exec "$SV" openssl s_server -accept 4443 -cert "$w/leaf.pem" -key "$w/leaf.key" \
+    -status_file "$w/resp.der" -www -quiet >/dev/null 2>&1 &
   # Wait until every server listens.
   for _ in $(seq 50); do
-    local up; up=$(ip netns exec "$SV" ss -ltnH 2>/dev/null | grep -cE ':(21|2121|2990|8080|4433) ' || true)
-    [ "$up" -ge 6 ] && break
+    local up; up=$(ip netns exec "$SV" ss -ltnH 2>/dev/null | grep -cE ':(21|2121|2990|8080|4433|4443|8888) ' || true)
+    [ "$up" -ge 8 ] && break
     sleep 0.1
   done
 }
 
 # The scenarios, and what they must count (by construction). Keep the two in step.
 LAB_EXPECT='{
-  "ftp": 6, "ftp_ipv6": 2, "ftp_data": 5, "ftps": 1, "tls": 6,
+  "ftp": 6, "ftp_ipv6": 2, "ftp_data": 5, "ftps": 1, "tls": 7, "ocsp_stapled": 1, "http_ocsp": 1,
   "logins_accepted": 5, "logins_rejected": 1, "logins_unknown": 0,
   "data_pasv": 1, "data_epsv": 2, "data_port": 1, "data_eprt": 1,
   "tls_resumed_session_id": 1, "tls_resumed_psk": 1,
@@ -171,4 +188,8 @@ lab_traffic() {
   echo | $cx openssl s_client -connect 198.18.0.2:4433 -tls1_2 -no_ticket -sess_in "$LAB_WORK/s12" >/dev/null 2>&1 || true
   printf 'GET / HTTP/1.0\r\n\r\n' | $cx openssl s_client -connect 198.18.0.2:4433 -tls1_3 -sess_out "$LAB_WORK/s13" -ign_eof >/dev/null 2>&1 || true
   printf 'GET / HTTP/1.0\r\n\r\n' | $cx openssl s_client -connect 198.18.0.2:4433 -tls1_3 -sess_in "$LAB_WORK/s13" -ign_eof >/dev/null 2>&1 || true
+  # OCSP over HTTP (a POST to the responder), and a TLS 1.2 handshake with a stapled response
+  # (in TLS 1.3 the CertificateStatus travels encrypted).
+  $cx openssl ocsp -issuer "$LAB_WORK/ca.pem" -cert "$LAB_WORK/leaf.pem" -url http://198.18.0.2:8888 >/dev/null 2>&1 || true
+  echo | $cx openssl s_client -connect 198.18.0.2:4443 -tls1_2 -status >/dev/null 2>&1 || true
 }
