@@ -20,7 +20,7 @@ for _ in $(seq 100); do grep -q "capturing on" "$OUT/live.err" 2>/dev/null && br
 grep -q "capturing on" "$OUT/live.err" || { cat "$OUT/live.err" >&2; exit 1; }
 sleep 1
 lab_traffic
-sleep 1
+lab_settle 1
 # Stop both captures together.
 ip netns pids "$TAP" | xargs -r kill -INT 2>/dev/null || true
 wait "$SW"
@@ -50,6 +50,7 @@ def counts(m, src):
         "packets": g(f'spanwatch_packets_total{{source="{src}"}}'),
         "tls": s("tls", 4) + s("tls", 6),
         "ocsp_stapled": g('spanwatch_ocsp_stapled_total'),
+        "mdns": s("mdns", 4) + s("mdns", 6), "mdns_ipv6": s("mdns", 6),
     }
 live = counts(load(f"{out}/live.prom"), "xdp")
 offline = counts(load(f"{out}/offline.prom"), "pcap")
