@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on a machine with no SPAN port: builds spanwatch, brings the lab up (real vsftpd,
-# curl, python3 http.server, openssl in network namespaces, the client's link mirrored to a SPAN
+# curl, python3 http.server, openssl, avahi, FRR bfdd/ospfd in network namespaces, the client's link mirrored to a SPAN
 # port), runs `spanwatch live` on that port with /metrics on http://127.0.0.1:9890/metrics, replays
 # the lab's scenarios every few seconds and prints a status line every 3 s. Ctrl-C stops
 # spanwatch (which prints its summary) and tears everything down. Needs root.
@@ -23,6 +23,7 @@ lab_settle
 target/release/spanwatch live --iface "$LAB_SPAN0" --listen 127.0.0.1:9890 --status-every 3 &
 SW=$!
 sleep 1
+lab_routing_start   # FRR: BFD and OSPF come up and keep talking
 echo "spanwatch is watching the lab's SPAN port $LAB_SPAN0. Try: curl -s http://127.0.0.1:9890/metrics | grep ^spanwatch_"
 echo "Ctrl-C stops it."
 # Bounded: at most an hour of rounds.

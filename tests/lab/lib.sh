@@ -185,10 +185,63 @@ CONF
   done
 }
 
+# FRR on both ends of the link: zebra, bfdd (a BFD peer, RFC 5881) and ospfd (area 0, 1 s hellos,
+# BFD-tracked). Started while the captures run, so BFD and OSPF are seen coming up.
+lab_routing_start() {
+  chmod 755 "$LAB_WORK"
+  local x ns n addr peer dev d daemon
+  for x in "$CL cl 198.18.0.1 198.18.0.2 c0" "$SV sv 198.18.0.2 198.18.0.1 s0"; do
+    set -- $x
+    ns=$1 n=$2 addr=$3 peer=$4 dev=$5 d=$LAB_WORK/frr-$2
+    mkdir -p "$d"
+    cat > "$d/frr.conf" <<CONF
+frr defaults traditional
+hostname swlab-$n
+bfd
+ peer $peer interface $dev
+ !
+!
+interface $dev
+ ip ospf hello-interval 1
+ ip ospf dead-interval 4
+ ip ospf bfd
+!
+router ospf
+ ospf router-id $addr
+ network 198.18.0.0/24 area 0
+!
+CONF
+    chown -R frr:frr "$d"
+    for daemon in zebra bfdd ospfd; do
+      ip netns exec "$ns" "/usr/lib/frr/$daemon" -d -f "$d/frr.conf" -i "$d/$daemon.pid" -z "$d/zserv.api" \
+        --vty_socket "$d" -u frr -g frr $([ "$daemon" = bfdd ] && echo "--bfdctl $d/bfdd.sock") 2>>"$d/err.log"
+    done
+  done
+}
+
+# Waits for the OSPF adjacency to be Full and the BFD session Up on the server, then stops the
+# routing daemons without a goodbye (SIGKILL), so what the captures see ends deterministically.
+lab_routing_stop() {
+  local d=$LAB_WORK/frr-sv
+  for _ in $(seq 30); do
+    if ip netns exec "$SV" vtysh --vty_socket "$d" -c 'show ip ospf neighbor' 2>/dev/null | grep -q Full &&
+       ip netns exec "$SV" vtysh --vty_socket "$d" -c 'show bfd peers brief' 2>/dev/null | grep -qi ' up'; then
+      break
+    fi
+    sleep 0.5
+  done
+  local f
+  for f in "$LAB_WORK"/frr-*/*.pid; do
+    [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
+  done
+  return 0
+}
+
 # The scenarios, and what they must count (by construction). Keep the two in step.
 LAB_EXPECT='{
   "ftp": 6, "ftp_ipv6": 2, "ftp_data": 5, "ftps": 1, "tls": 7, "ocsp_stapled": 1, "http_ocsp": 1,
   "mdns": 2, "mdns_ipv6": 0,
+  "bfd": 1, "bfd_up": 2, "ospf": 1,
   "logins_accepted": 5, "logins_rejected": 1, "logins_unknown": 0,
   "data_pasv": 1, "data_epsv": 2, "data_port": 1, "data_eprt": 1,
   "tls_resumed_session_id": 1, "tls_resumed_psk": 1,

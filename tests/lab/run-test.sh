@@ -20,6 +20,8 @@ for _ in $(seq 100); do grep -q "capturing on" "$OUT/live.err" 2>/dev/null && br
 grep -q "capturing on" "$OUT/live.err" || { cat "$OUT/live.err" >&2; exit 1; }
 sleep 1
 lab_traffic
+lab_routing_start
+lab_routing_stop
 lab_settle 1
 # Stop both captures together.
 ip netns pids "$TAP" | xargs -r kill -INT 2>/dev/null || true
@@ -51,6 +53,8 @@ def counts(m, src):
         "tls": s("tls", 4) + s("tls", 6),
         "ocsp_stapled": g('spanwatch_ocsp_stapled_total'),
         "mdns": s("mdns", 4) + s("mdns", 6), "mdns_ipv6": s("mdns", 6),
+        "bfd": s("bfd", 4) + s("bfd", 6), "ospf": s("ospf", 4) + s("ospf", 6),
+        "bfd_up": g('spanwatch_bfd_state_changes_total{state="up"}'),
     }
 live = counts(load(f"{out}/live.prom"), "xdp")
 offline = counts(load(f"{out}/offline.prom"), "pcap")
