@@ -2,8 +2,9 @@
 # joined by a veth (the "switch port"), and a tap namespace holding two SPAN ports. Every frame of
 # the client's link, both directions, is mirrored with `tc … u32 match u32 0 0 action mirred
 # egress mirror` to both SPAN ports (an AF_XDP socket takes the frames it receives, so spanwatch
-# gets one copy and tcpdump the other). Real daemons only: vsftpd (plain, FTPS), python3
-# http.server, openssl s_server. Addresses from 198.18.0.0/15 and 2001:db8::/32 only; `lab_down`
+# gets one copy and tcpdump the other). Real daemons: vsftpd (plain, FTPS), python3 http.server,
+# openssl s_server and ocsp, avahi-daemon, FRR zebra/bfdd/ospfd; clients curl, lftp, openssl
+# (Python only where no stock client does the job: a split login, a one-shot mDNS query). Addresses from 198.18.0.0/15 and 2001:db8::/32 only; `lab_down`
 # (run from a trap) removes everything.
 #
 # Variables: LAB_PW (the lab user's password; tests assert it never appears in any output).
@@ -239,12 +240,12 @@ lab_routing_stop() {
 
 # The scenarios, and what they must count (by construction). Keep the two in step.
 LAB_EXPECT='{
-  "ftp": 6, "ftp_ipv6": 2, "ftp_data": 5, "ftps": 1, "tls": 7, "ocsp_stapled": 1, "http_ocsp": 1,
+  "ftp": 9, "ftp_ipv6": 3, "ftp_data": 6, "ftps": 1, "tls": 9, "ocsp_stapled": 1, "http_ocsp": 1,
   "mdns": 2, "mdns_ipv6": 0,
   "bfd": 1, "bfd_up": 2, "ospf": 1,
-  "logins_accepted": 5, "logins_rejected": 1, "logins_unknown": 0,
-  "data_pasv": 1, "data_epsv": 2, "data_port": 1, "data_eprt": 1,
-  "tls_resumed_session_id": 1, "tls_resumed_psk": 1,
+  "logins_accepted": 7, "logins_rejected": 2, "logins_unknown": 0,
+  "data_pasv": 2, "data_epsv": 2, "data_port": 1, "data_eprt": 1,
+  "tls_resumed_session_id": 1, "tls_resumed_ticket": 1, "tls_resumed_psk": 1,
   "http_acme": 1, "http_hkp": 1, "http_other": 1
 }'
 
@@ -257,6 +258,32 @@ lab_traffic() {
   $cx curl -s -m 5 "ftp://$LAB_USER:$LAB_PW@198.18.0.2:2121/readme.txt" -o /dev/null || true
   $cx curl -s -m 5 -g "ftp://$LAB_USER:$LAB_PW@[2001:db8::2]/readme.txt" -o /dev/null || true
   $cx curl -s -m 5 -g -P - "ftp://$LAB_USER:$LAB_PW@[2001:db8::2]/readme.txt" -o /dev/null || true
+  $cx curl -s -m 5 -g "ftp://$LAB_USER:wrong-password@[2001:db8::2]/" -o /dev/null || true
+  # lftp (passive mode, PASV over IPv4).
+  $cx lftp -e 'set ftp:passive-mode on; set ftp:prefer-epsv off; set net:max-retries 1; set net:timeout 5; get readme.txt -o /dev/null; bye' \
+    -u "$LAB_USER,$LAB_PW" 198.18.0.2 >/dev/null 2>&1 || true
+  # A login whose USER and PASS lines are each cut across two TCP segments (no stock client does
+  # that on demand: a few lines of Python talk to the real vsftpd).
+  $cx python3 - "$LAB_USER" "$LAB_PW" <<'PY' || true
+import socket, sys, time
+user, pw = sys.argv[1], sys.argv[2]
+s = socket.create_connection(("198.18.0.2", 21), timeout=5)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+f = s.makefile("rb")
+def reply():
+    line = f.readline()
+    while line[3:4] == b"-":
+        line = f.readline()
+for part in (b"US", ("ER %s\r\n" % user).encode()):
+    if part == b"US":
+        reply()  # greeting
+    s.sendall(part); time.sleep(0.05)
+reply()
+for part in (b"PA", ("SS %s\r\n" % pw).encode()):
+    s.sendall(part); time.sleep(0.05)
+reply()
+s.sendall(b"QUIT\r\n"); reply(); s.close()
+PY
   # FTPS (AUTH TLS): the login is encrypted, so it is no cleartext login; control and data
   # connections are both TLS (TLS 1.2 without session reuse, so neither is a resumption).
   $cx curl -s -m 5 -k --ssl-reqd --tls-max 1.2 --no-sessionid "ftp://$LAB_USER:$LAB_PW@198.18.0.2:2990/" -o /dev/null || true
@@ -267,6 +294,9 @@ lab_traffic() {
   # TLS 1.2 session-id resumption, TLS 1.3 PSK resumption.
   echo | $cx openssl s_client -connect 198.18.0.2:4433 -tls1_2 -no_ticket -sess_out "$LAB_WORK/s12" >/dev/null 2>&1 || true
   echo | $cx openssl s_client -connect 198.18.0.2:4433 -tls1_2 -no_ticket -sess_in "$LAB_WORK/s12" >/dev/null 2>&1 || true
+  # TLS 1.2 ticket resumption (RFC 5077): tickets on, the server echoes the session id.
+  echo | $cx openssl s_client -connect 198.18.0.2:4433 -tls1_2 -sess_out "$LAB_WORK/t12" >/dev/null 2>&1 || true
+  echo | $cx openssl s_client -connect 198.18.0.2:4433 -tls1_2 -sess_in "$LAB_WORK/t12" >/dev/null 2>&1 || true
   printf 'GET / HTTP/1.0\r\n\r\n' | $cx openssl s_client -connect 198.18.0.2:4433 -tls1_3 -sess_out "$LAB_WORK/s13" -ign_eof >/dev/null 2>&1 || true
   printf 'GET / HTTP/1.0\r\n\r\n' | $cx openssl s_client -connect 198.18.0.2:4433 -tls1_3 -sess_in "$LAB_WORK/s13" -ign_eof >/dev/null 2>&1 || true
   # OCSP over HTTP (a POST to the responder), and a TLS 1.2 handshake with a stapled response

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Records tests/data/lab-default.pcap, the capture `spanwatch read` analyzes when given no file:
+# Records tests/data/lab-default.pcap, the capture `spanwatch read` analyzes when given no file
+# (tests/cli.rs asserts the counts of the committed recording: re-recording changes them):
 # the lab's scenarios (tests/lab/lib.sh: vsftpd plain and FTPS, curl, python3 http.server,
 # openssl s_server/s_client) captured by tcpdump on the client's side of the link.
 #   usage: sudo tests/lab/record-default.sh [OUT.pcap]

@@ -47,7 +47,7 @@ def counts(m, src):
         "ftps": s("ftps", 4) + s("ftps", 6),
         **{f"logins_{o}": g(f'spanwatch_ftp_logins_total{{outcome="{o}"}}') for o in ("accepted", "rejected", "unknown")},
         **{f"data_{d}": g(f'spanwatch_ftp_data_sessions_total{{mode="{d}"}}') for d in ("pasv", "epsv", "port", "eprt")},
-        **{f"tls_resumed_{r}": g(f'spanwatch_tls_resumed_total{{method="{r}"}}') for r in ("session_id", "psk")},
+        **{f"tls_resumed_{r}": g(f'spanwatch_tls_resumed_total{{method="{r}"}}') for r in ("session_id", "ticket", "psk")},
         **{f"http_{k}": g(f'spanwatch_http_requests_total{{kind="{k if k != "acme" else "acme_http01"}"}}') for k in ("acme", "hkp", "ocsp", "other")},
         "packets": g(f'spanwatch_packets_total{{source="{src}"}}'),
         "tls": s("tls", 4) + s("tls", 6),
