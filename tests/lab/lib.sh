@@ -159,7 +159,7 @@ CONF
 [server]
 host-name=swlab-server
 use-ipv4=yes
-use-ipv6=no
+use-ipv6=yes
 allow-interfaces=s0
 enable-dbus=no
 ratelimit-interval-usec=1000000
@@ -195,11 +195,17 @@ lab_routing_start() {
     set -- $x
     ns=$1 n=$2 addr=$3 peer=$4 dev=$5 d=$LAB_WORK/frr-$2
     mkdir -p "$d"
+    # BFD echo packets (RFC 5880 §6.4) are addressed to their sender and looped back by the peer.
+    ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 "net.ipv4.conf.$dev.rp_filter=0" \
+      "net.ipv4.conf.$dev.accept_local=1" net.ipv4.conf.all.send_redirects=0 "net.ipv4.conf.$dev.send_redirects=0"
     cat > "$d/frr.conf" <<CONF
 frr defaults traditional
 hostname swlab-$n
 bfd
  peer $peer interface $dev
+  echo-mode
+  echo transmit-interval 300
+  echo receive-interval 300
  !
 !
 interface $dev
@@ -217,6 +223,9 @@ CONF
       ip netns exec "$ns" "/usr/lib/frr/$daemon" -d -f "$d/frr.conf" -i "$d/$daemon.pid" -z "$d/zserv.api" \
         --vty_socket "$d" -u frr -g frr $([ "$daemon" = bfdd ] && echo "--bfdctl $d/bfdd.sock") 2>>"$d/err.log"
     done
+    # The client's router comes up first: its first BFD packets find no listener on the server
+    # and are answered by ICMP port unreachable (attributed to BFD by the quoted packet).
+    if [ "$n" = cl ]; then sleep 2.5; fi
   done
 }
 
@@ -241,8 +250,9 @@ lab_routing_stop() {
 # The scenarios, and what they must count (by construction). Keep the two in step.
 LAB_EXPECT='{
   "ftp": 9, "ftp_ipv6": 3, "ftp_data": 6, "ftps": 1, "tls": 9, "ocsp_stapled": 1, "http_ocsp": 1,
-  "mdns": 2, "mdns_ipv6": 0,
+  "mdns": 4, "mdns_ipv6": 2,
   "bfd": 1, "bfd_up": 2, "ospf": 1,
+  "bfd_echo_seen": 1, "icmp_unreachable_bfd_seen": 1,
   "logins_accepted": 7, "logins_rejected": 2, "logins_unknown": 0,
   "data_pasv": 2, "data_epsv": 2, "data_port": 1, "data_eprt": 1,
   "tls_resumed_session_id": 1, "tls_resumed_ticket": 1, "tls_resumed_psk": 1,
@@ -303,10 +313,10 @@ PY
   # (in TLS 1.3 the CertificateStatus travels encrypted).
   $cx openssl ocsp -issuer "$LAB_WORK/ca.pem" -cert "$LAB_WORK/leaf.pem" -url http://198.18.0.2:8888 >/dev/null 2>&1 || true
   echo | $cx openssl s_client -connect 198.18.0.2:4443 -tls1_2 -status >/dev/null 2>&1 || true
-  # mDNS (RFC 6762 §6.7: a one-shot query from an ephemeral port to 224.0.0.251, answered by
-  # avahi with a legacy unicast response from its own address: two flows). The querier is a few lines of Python: no
-  # resolver that runs without D-Bus sends one-shot queries. (IPv6 mDNS is not in the lab yet:
-  # avahi's IPv6 answers came late enough to race the end of the capture.)
+  # mDNS (RFC 6762 §6.7): one-shot queries from an ephemeral port to 224.0.0.251 and ff02::fb,
+  # answered by avahi with legacy unicast responses from its own address: two flows per IP
+  # version. The querier is a few lines of Python: no resolver that runs without D-Bus sends
+  # one-shot queries.
   $cx python3 - <<'PY' || true
 import socket, struct
 def query(name, qtype):
@@ -314,7 +324,7 @@ def query(name, qtype):
     q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
     return q + struct.pack(">HH", qtype, 1)
 idx = socket.if_nametoindex("c0")
-for fam, dst, t in ((socket.AF_INET, ("224.0.0.251", 5353), 1),):
+for fam, dst, t in ((socket.AF_INET, ("224.0.0.251", 5353), 1), (socket.AF_INET6, ("ff02::fb", 5353, 0, idx), 28)):
     s = socket.socket(fam, socket.SOCK_DGRAM)
     # No default route here: name the interface multicast leaves by.
     if fam == socket.AF_INET:

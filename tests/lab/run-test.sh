@@ -55,9 +55,15 @@ def counts(m, src):
         "mdns": s("mdns", 4) + s("mdns", 6), "mdns_ipv6": s("mdns", 6),
         "bfd": s("bfd", 4) + s("bfd", 6), "ospf": s("ospf", 4) + s("ospf", 6),
         "bfd_up": g('spanwatch_bfd_state_changes_total{state="up"}'),
+        "bfd_echo": g('spanwatch_bfd_echo_packets_total'),
+        "icmp_unreachable_bfd": g('spanwatch_icmp_errors_total{type="dest_unreachable",protocol="bfd"}'),
     }
 live = counts(load(f"{out}/live.prom"), "xdp")
 offline = counts(load(f"{out}/offline.prom"), "pcap")
+# How many BFD echo packets and ICMP errors a run sees depends on timers: "seen" means at least one.
+for c in (live, offline):
+    c["bfd_echo_seen"] = int(c["bfd_echo"] > 0)
+    c["icmp_unreachable_bfd_seen"] = int(c["icmp_unreachable_bfd"] > 0)
 bad = []
 for k, v in expect.items():
     if live[k] != v: bad.append(f"live {k} = {live[k]}, constructed {v}")
