@@ -84,6 +84,8 @@ pub struct Flow {
     pub rejected: u32,
     pub memo: [u8; 16],
     pub payload_pkts: u16,
+    /// Payload packets seen while the flow was unclassified (added to its protocol once known).
+    pub pending_pkts: u32,
     /// FIN seen from a / from b; RST seen.
     pub fin: [bool; 2],
     pub rst: bool,

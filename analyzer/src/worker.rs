@@ -249,6 +249,10 @@ impl Worker {
                 }
             }
         }
+        if !payload.is_empty() {
+            f.pending_pkts = f.pending_pkts.saturating_add(1);
+            account_packets(f, c);
+        }
         if closed {
             table.mark_closed(i);
         }
@@ -322,6 +326,12 @@ impl Worker {
         }
         if f.class == Class::Unknown {
             self.c.inc(slot::sessions(other_for(f.l4), f.key.v6));
+            self.c.add(
+                slot::protocol_packets(other_for(f.l4)),
+                f.pending_pkts as u64,
+            );
+        } else if let Class::Known(p) = f.class {
+            self.c.add(slot::protocol_packets(p), f.pending_pkts as u64);
         }
         if self.debug_flows {
             let k = &f.key;
@@ -385,6 +395,23 @@ fn classify(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env<'_>) {
     if !maybe || f.payload_pkts >= MAX_PROBE_PACKETS {
         f.class = Class::Known(other_for(f.l4));
         env.session(other_for(f.l4), pk.d.v6);
+    }
+}
+
+/// Moves a flow's payload packets to its protocol's count once the protocol is certain (a
+/// tentative analyzer that may still give the flow back keeps them pending).
+fn account_packets(f: &mut Flow, c: &mut Counters) {
+    if let Class::Known(p) = f.class {
+        let tentative = PROTOCOLS
+            .get(f.proto_idx as usize)
+            .is_some_and(|pr| pr.counts_itself)
+            && f.session.as_ref().is_some_and(|s| !s.counted());
+        if !tentative {
+            c.add(
+                slot::protocol_packets(p),
+                std::mem::take(&mut f.pending_pkts) as u64,
+            );
+        }
     }
 }
 

@@ -131,6 +131,19 @@ pub fn families(c: &Counters, info: &Info) -> Vec<MetricFamily> {
     f.done(&mut out);
 
     let mut f = Fam::new(
+        "spanwatch_protocol_packets_total",
+        "Packets carrying payload, by the protocol of their flow (counted once the flow is classified)",
+        COUNTER,
+    );
+    for p in Proto::ALL {
+        f.counter(
+            &[("protocol", p.as_str())],
+            c.get(slot::protocol_packets(p)),
+        );
+    }
+    f.done(&mut out);
+
+    let mut f = Fam::new(
         "spanwatch_ftp_logins_total",
         "Cleartext FTP USER+PASS pairs seen, by the reply to PASS",
         COUNTER,

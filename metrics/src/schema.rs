@@ -255,7 +255,8 @@ pub mod slot {
     pub const OSPF_PACKETS: usize = BFD_ECHO + 1;
     pub const EVENTS_DROPPED: usize = OSPF_PACKETS + 2 * OspfType::COUNT;
     pub const FTP_LINES: usize = EVENTS_DROPPED + 1;
-    pub const TOTAL: usize = FTP_LINES + 1;
+    pub const PROTOCOL_PACKETS: usize = FTP_LINES + 1;
+    pub const TOTAL: usize = PROTOCOL_PACKETS + Proto::COUNT;
 
     pub fn packets(s: Source) -> usize {
         PACKETS + s as usize
@@ -321,6 +322,9 @@ pub mod slot {
     }
     pub fn stream_issue(i: StreamIssue) -> usize {
         STREAM_ISSUES + i as usize
+    }
+    pub fn protocol_packets(p: Proto) -> usize {
+        PROTOCOL_PACKETS + p as usize
     }
     pub fn ospf_packets(v3: bool, t: OspfType) -> usize {
         OSPF_PACKETS + v3 as usize * OspfType::COUNT + t as usize
