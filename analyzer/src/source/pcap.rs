@@ -238,7 +238,11 @@ impl PcapFile {
                             st.truncated_records += 1;
                             break;
                         }
-                        other => format!("corrupt record ({other:?})")
+                        // Name the parser's complaint, never the file's bytes.
+                        PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => {
+                            format!("corrupt block ({})", kind.description())
+                        }
+                        other => format!("corrupt block ({other:?})")
                             .chars()
                             .take(120)
                             .collect(),
