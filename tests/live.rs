@@ -161,6 +161,27 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Runs `spanwatch live ARGS` once in the capture namespace (for runs expected to fail).
+    fn run_once(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.cap,
+                env!("CARGO_BIN_EXE_spanwatch"),
+                "live",
+                "--iface",
+                "swl1",
+                "--listen",
+                "off",
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         let _ = Command::new("ip")
@@ -286,22 +307,7 @@ fn no_program_survives_kill_9_and_none_is_replaced() {
     let m = tmp("k.prom");
     let mut first = lab.spanwatch(&["--xdp-mode", "skb"], &m);
     // A second capture on the same interface must refuse, not replace the first's program.
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.cap,
-            env!("CARGO_BIN_EXE_spanwatch"),
-            "live",
-            "--iface",
-            "swl1",
-            "--listen",
-            "off",
-            "--xdp-mode",
-            "skb",
-        ])
-        .output()
-        .unwrap();
+    let out = lab.run_once(&["--xdp-mode", "skb"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("already attached"), "{err}");
@@ -374,22 +380,7 @@ fn missing_privilege_and_oversized_mtu_are_one_line_exit_2() {
     let lab = Lab::new("m");
     sh(&["ip", "-n", &lab.cap, "link", "set", "swl1", "mtu", "9000"]);
     sh(&["ip", "-n", &lab.snd, "link", "set", "swl0", "mtu", "9000"]);
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.cap,
-            env!("CARGO_BIN_EXE_spanwatch"),
-            "live",
-            "--iface",
-            "swl1",
-            "--listen",
-            "off",
-            "--xdp-mode",
-            "native",
-        ])
-        .output()
-        .unwrap();
+    let out = lab.run_once(&["--xdp-mode", "native"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("MTU 9000 is too large"), "{err}");

@@ -270,13 +270,7 @@ impl Worker {
         let client_is_a = if synack { !src_is_a } else { src_is_a };
         let i = self.table.insert(key, d.flow, d.l4, ts, client_is_a);
         let Worker {
-            table,
-            c,
-            shared,
-            events,
-            cfg,
-            source,
-            ..
+            table, c, shared, ..
         } = self;
         let f = table.get(i);
         match d.l4 {
@@ -292,7 +286,6 @@ impl Worker {
                     c.inc(slot::sessions(Proto::FtpData, d.v6));
                     c.inc(slot::ftp_data(mode));
                     f.session = Some(Box::new(ftp::DataSession::new(d.v6)));
-                    let _ = (events, cfg, source);
                 }
             }
             _ => {}
