@@ -137,24 +137,24 @@ impl TsChecker {
             }
         };
         let delta = ts.saturating_sub(p.ts);
+        let origin = &self.origin;
+        // The first EVENTS_PER_SOURCE anomalies of each kind become events; the rest are counted.
+        let mut report = |action: &str, budget: &mut u32, p: &Prev| {
+            if *budget < EVENTS_PER_SOURCE {
+                *budget += 1;
+                emit(self::event(
+                    action, origin, iface, number, delta, ts, p, flow,
+                ));
+            }
+        };
         let mut out = Anomaly::None;
         if delta < 0 {
             c.inc(slot::ts_negative(src));
             c.observe_ns(slot::neg_hist(src), delta.unsigned_abs());
             out = Anomaly::Negative;
-            if p.neg_events < EVENTS_PER_SOURCE {
-                p.neg_events += 1;
-                emit(self::event(
-                    "timestamp-negative-delta",
-                    &self.origin,
-                    iface,
-                    number,
-                    delta,
-                    ts,
-                    p,
-                    flow,
-                ));
-            }
+            let mut budget = p.neg_events;
+            report("timestamp-negative-delta", &mut budget, p);
+            p.neg_events = budget;
         } else {
             c.observe_ns(slot::iat_hist(src), delta as u64);
             if delta == 0 {
@@ -166,19 +166,9 @@ impl TsChecker {
                 if out == Anomaly::None {
                     out = Anomaly::Impossible;
                 }
-                if p.spacing_events < EVENTS_PER_SOURCE {
-                    p.spacing_events += 1;
-                    emit(self::event(
-                        "timestamp-impossible-spacing",
-                        &self.origin,
-                        iface,
-                        number,
-                        delta,
-                        ts,
-                        p,
-                        flow,
-                    ));
-                }
+                let mut budget = p.spacing_events;
+                report("timestamp-impossible-spacing", &mut budget, p);
+                p.spacing_events = budget;
             }
         }
         p.ts = ts;

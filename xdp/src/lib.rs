@@ -210,13 +210,19 @@ fn max_mtu(frame_size: u32) -> u32 {
     frame_size - 512
 }
 
+/// Whether an error from aya means the kernel said EPERM/EACCES.
+fn denied(e: &impl std::fmt::Debug) -> bool {
+    let s = format!("{e:?}").to_lowercase();
+    s.contains("permission") || s.contains("not permitted")
+}
+
 fn attach_error(e: aya::programs::ProgramError, opts: &Options, mode: &'static str) -> Error {
     let text = e.to_string();
     let lower = format!("{e:?}").to_lowercase();
     let max = max_mtu(opts.frame_size);
     if lower.contains("busy") || lower.contains("os { code: 16") || lower.contains("file exists") {
         Error::Busy(opts.iface.clone())
-    } else if lower.contains("permission") || lower.contains("not permitted") {
+    } else if denied(&e) {
         Error::Privilege(opts.iface.clone())
     } else if let Some(m) = mtu(&opts.iface).filter(|&m| m > max) {
         Error::Mtu {
@@ -259,8 +265,7 @@ impl Capture {
             )));
         }
         let mut ebpf = aya::Ebpf::load(PROGRAM).map_err(|e| {
-            let s = format!("{e:?}").to_lowercase();
-            if s.contains("permission") || s.contains("not permitted") {
+            if denied(&e) {
                 Error::Privilege(opts.iface.clone())
             } else {
                 Error::Other(format!("cannot load the XDP program: {e}"))
@@ -272,8 +277,7 @@ impl Capture {
             .try_into()
             .map_err(|e| Error::Other(format!("{e}")))?;
         prog.load().map_err(|e| {
-            let s = format!("{e:?}").to_lowercase();
-            if s.contains("permission") || s.contains("not permitted") {
+            if denied(&e) {
                 Error::Privilege(opts.iface.clone())
             } else {
                 Error::Other(format!("the kernel refused the XDP program: {e}"))
