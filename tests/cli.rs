@@ -12,9 +12,7 @@ fn spanwatch() -> Command {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("spanwatch-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
+    common::tmp("cli", name)
 }
 
 #[test]
@@ -124,16 +122,7 @@ fn json_summary_and_config_file() {
         "workers = 2\nlink-speed = \"1G\"\nformat = \"json\"\n",
     )
     .unwrap();
-    let out = spanwatch()
-        .args(["read", "--config", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::read_json(&[std::ffi::OsStr::new("--config"), cfg.as_os_str()]);
     assert_eq!(v["workers"], 2);
     assert_eq!(v["sessions"]["ftp_data"]["total"], 5);
     assert_eq!(v["tls_resumed"]["session_id"], 1);

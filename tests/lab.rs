@@ -4,6 +4,8 @@
 //! the counts of construction = an offline read of tcpdump's file, and that the lab password is
 //! in no output. Needs root and the daemons; skips with a notice otherwise.
 
+mod common;
+
 use std::process::Command;
 
 fn have(cmd: &str) -> bool {
@@ -15,14 +17,7 @@ fn have(cmd: &str) -> bool {
 
 #[test]
 fn lab_live_equals_offline_equals_construction() {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
+    let root = common::is_root();
     let missing: Vec<&str> = ["vsftpd", "curl", "openssl", "tcpdump", "ip", "python3"]
         .into_iter()
         .filter(|c| !have(c))

@@ -18,15 +18,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn root() -> bool {
     // The effective uid, from /proc.
-    let ok = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-        && Command::new("ip").arg("-V").output().is_ok();
+    let ok = common::is_root() && Command::new("ip").arg("-V").output().is_ok();
     if !ok {
         eprintln!("NOTICE: not root or no iproute2: live AF_XDP tests skipped");
     }
@@ -220,9 +212,7 @@ fn metric(text: &str, name_and_labels: &str) -> u64 {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("spanwatch-live-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
+    common::tmp("live", name)
 }
 
 #[test]

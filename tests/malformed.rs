@@ -2,13 +2,13 @@
 //! with one line naming the file and the reason — never a panic, never an allocation sized by a
 //! field of the file.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("spanwatch-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
+    common::tmp("bad", name)
 }
 
 fn pcap_header(snaplen: u32) -> Vec<u8> {

@@ -24,24 +24,12 @@ fn script() -> PathBuf {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("spanwatch-ts-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
+    common::tmp("ts", name)
 }
 
 fn spanwatch_timestamps(file: &Path, speed: &str) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_spanwatch"))
-        .args(["read", "--format", "json", "--link-speed", speed])
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["timestamps"].clone()
+    common::read_json(&["--link-speed".as_ref(), speed.as_ref(), file.as_os_str()])["timestamps"]
+        .clone()
 }
 
 #[test]

@@ -66,3 +66,37 @@ pub fn ground_truth(corpus: &Path) -> Vec<(String, std::collections::HashMap<Str
         })
         .collect()
 }
+
+/// A scratch file for one test suite, in a directory of this process's own.
+pub fn tmp(suite: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("spanwatch-{suite}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+/// Whether this process runs as root (the namespace tests need it).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs `spanwatch read --format json ARGS…`, asserts success, returns the summary.
+pub fn read_json(args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"))
+        .args(["read", "--format", "json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
