@@ -460,6 +460,18 @@ fn sock_error(e: xdpilone::Errno, iface: &str, what: &str) -> Error {
     }
 }
 
+/// Hands the socket's kernel counters (XDP_STATISTICS) to the sink.
+fn report_stats(user: &xdpilone::User, sink: &mut dyn Sink) {
+    if let Ok(s) = user.statistics_v2() {
+        sink.stats(&QueueStats {
+            rx_dropped: s.rx_dropped,
+            rx_invalid_descs: s.rx_invalid_descs,
+            rx_ring_full: s.rx_ring_full,
+            rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
+        });
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn rx_thread(
     o: Options,
@@ -617,14 +629,7 @@ fn rx_thread(
         }
         if last_stats.elapsed() >= Duration::from_millis(500) {
             last_stats = Instant::now();
-            if let Ok(s) = user.statistics_v2() {
-                sink.stats(&QueueStats {
-                    rx_dropped: s.rx_dropped,
-                    rx_invalid_descs: s.rx_invalid_descs,
-                    rx_ring_full: s.rx_ring_full,
-                    rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
-                });
-            }
+            report_stats(&user, sink.as_mut());
         }
         if refill.is_empty() {
             if stop.load(Ordering::Relaxed) {
@@ -653,14 +658,7 @@ fn rx_thread(
             }
         }
     }
-    if let Ok(s) = user.statistics_v2() {
-        sink.stats(&QueueStats {
-            rx_dropped: s.rx_dropped,
-            rx_invalid_descs: s.rx_invalid_descs,
-            rx_ring_full: s.rx_ring_full,
-            rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
-        });
-    }
+    report_stats(&user, sink.as_mut());
     sink.finish();
     drop(rx);
     drop(user);
