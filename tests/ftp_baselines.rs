@@ -1,7 +1,7 @@
 //! FTP against Zeek's ftp.log baselines (shared corpus): control connections, logins (a USER with
 //! a PASS, Zeek's `password` column set) and, where Zeek logged the PASS command, its outcome by
 //! the reply code. Also the brute-force capture seen as a user would: 30 rejected logins, each an
-//! event from the same client. Skips with a notice where ../shared/corpus is absent.
+//! event from the same client, and one brute-force alert where Zeek raised FTP::Bruteforcing. Skips with a notice where ../shared/corpus is absent.
 
 mod common;
 
@@ -109,6 +109,7 @@ fn brute_force_shows_as_such() {
         .unwrap();
     assert!(out.status.success());
     let mut by_client: BTreeMap<String, usize> = BTreeMap::new();
+    let mut brute = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         if v["event"]["action"] == "ftp-cleartext-login" {
@@ -118,7 +119,14 @@ fn brute_force_shows_as_such() {
                 .entry(v["source"]["ip"].as_str().unwrap().to_string())
                 .or_default() += 1;
         }
+        if v["event"]["action"] == "ftp-bruteforce" {
+            brute.push(v["source"]["ip"].as_str().unwrap().to_string());
+        }
     }
+    // Zeek's notice: "192.168.56.1 had 20 failed logins on 1 FTP server"; one alert, same client.
+    let zeek_notices = notice.matches("FTP::Bruteforcing").count();
+    assert_eq!(brute.len(), zeek_notices);
+    assert!(notice.contains(&format!("{} had 20 failed logins", brute[0])));
     assert_eq!(
         by_client.into_iter().collect::<Vec<_>>(),
         vec![("192.168.56.1".to_string(), 30)]

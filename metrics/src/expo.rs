@@ -162,6 +162,13 @@ pub fn families(c: &Counters, info: &Info) -> Vec<MetricFamily> {
         f.counter(&[("mode", m.as_str())], c.get(slot::ftp_data(m)));
     }
     f.done(&mut out);
+    let mut f = Fam::new(
+        "spanwatch_ftp_bruteforce_total",
+        "Client/server pairs that reached 20 rejected FTP logins within 15 minutes (counted once per window)",
+        COUNTER,
+    );
+    f.counter(&[], c.get(slot::FTP_BRUTEFORCE));
+    f.done(&mut out);
 
     let mut f = Fam::new(
         "spanwatch_tls_handshakes_total",

@@ -256,7 +256,8 @@ pub mod slot {
     pub const EVENTS_DROPPED: usize = OSPF_PACKETS + 2 * OspfType::COUNT;
     pub const FTP_LINES: usize = EVENTS_DROPPED + 1;
     pub const PROTOCOL_PACKETS: usize = FTP_LINES + 1;
-    pub const TOTAL: usize = PROTOCOL_PACKETS + Proto::COUNT;
+    pub const FTP_BRUTEFORCE: usize = PROTOCOL_PACKETS + Proto::COUNT;
+    pub const TOTAL: usize = FTP_BRUTEFORCE + 1;
 
     pub fn packets(s: Source) -> usize {
         PACKETS + s as usize

@@ -438,8 +438,36 @@ impl Inner {
             return;
         };
         env.c.inc(slot::ftp_login(outcome));
+        let (c, s) = (self.client, self.server);
+        let brute = outcome == LoginOutcome::Rejected
+            && env.shared.ftp_bruteforce.rejected(c.0, s.0, login.ts);
+        if brute {
+            env.c.inc(slot::FTP_BRUTEFORCE);
+        }
         if !env.events.enabled() {
             return;
+        }
+        if brute {
+            let ev = json!({
+                "@timestamp": metrics::events::rfc3339(login.ts),
+                "event": {
+                    "kind": "alert",
+                    "category": ["authentication", "intrusion_detection"],
+                    "type": ["info"],
+                    "action": "ftp-bruteforce",
+                    "dataset": "spanwatch.ftp",
+                    "severity": 7,
+                },
+                "source": {"ip": crate::decode::ip(&c.0, self.v6).to_string()},
+                "destination": {"ip": crate::decode::ip(&s.0, self.v6).to_string(), "port": s.1},
+                "network": {"transport": "tcp", "protocol": "ftp"},
+                "spanwatch": {
+                    "rejected_logins": BRUTEFORCE_THRESHOLD,
+                    "window_seconds": BRUTEFORCE_WINDOW_NS / 1_000_000_000,
+                    "packet_number": login.number,
+                }
+            });
+            env.event(ev);
         }
         let user = if env.cfg.log_usernames {
             json!({"name": String::from_utf8_lossy(&login.user)})
@@ -451,7 +479,6 @@ impl Inner {
             LoginOutcome::Rejected => "failure",
             LoginOutcome::Unknown => "unknown",
         };
-        let (c, s) = (self.client, self.server);
         let ev = json!({
             "@timestamp": metrics::events::rfc3339(login.ts),
             "event": {
@@ -538,6 +565,43 @@ pub fn parse_epsv(line: &[u8]) -> Option<u16> {
         return None;
     }
     parts[3].parse().ok()
+}
+
+/// Rejected logins from one client to one server that make a brute-force attempt: Zeek's
+/// FTP::bruteforce_threshold and measurement interval (20 within 15 minutes).
+pub const BRUTEFORCE_THRESHOLD: u32 = 20;
+pub const BRUTEFORCE_WINDOW_NS: i64 = 15 * 60 * 1_000_000_000;
+const BRUTEFORCE_PAIRS: usize = 4096;
+
+/// Rejected-login counts per (client, server) address pair, per worker. The shard hash keeps every
+/// connection between two hosts on one worker, so the counts are exact without sharing. Bounded:
+/// at the cap, windows that ended are forgotten first, then the oldest window.
+#[derive(Default)]
+pub struct BruteForce {
+    pairs: HashMap<([u8; 16], [u8; 16]), (i64, u32)>,
+}
+
+impl BruteForce {
+    /// Counts one rejected login at `ts`; true exactly when the pair reaches the threshold within
+    /// its window (once per window).
+    pub fn rejected(&mut self, client: [u8; 16], server: [u8; 16], ts: i64) -> bool {
+        if self.pairs.len() >= BRUTEFORCE_PAIRS && !self.pairs.contains_key(&(client, server)) {
+            self.pairs
+                .retain(|_, (start, _)| ts.saturating_sub(*start) < BRUTEFORCE_WINDOW_NS);
+            if self.pairs.len() >= BRUTEFORCE_PAIRS {
+                let oldest = self.pairs.iter().min_by_key(|(_, v)| v.0).map(|(k, _)| *k);
+                if let Some(k) = oldest {
+                    self.pairs.remove(&k);
+                }
+            }
+        }
+        let e = self.pairs.entry((client, server)).or_insert((ts, 0));
+        if ts.saturating_sub(e.0) >= BRUTEFORCE_WINDOW_NS {
+            *e = (ts, 0);
+        }
+        e.1 += 1;
+        e.1 == BRUTEFORCE_THRESHOLD
+    }
 }
 
 /// Announced data connections awaiting their connection, per worker.
@@ -648,6 +712,36 @@ impl Session for DataSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bruteforce_fires_once_per_window_and_pair() {
+        let mut b = BruteForce::default();
+        let (c, s, other) = ([1; 16], [2; 16], [3; 16]);
+        let sec = 1_000_000_000i64;
+        let fired: Vec<bool> = (0..25).map(|i| b.rejected(c, s, i * sec)).collect();
+        assert_eq!(fired.iter().filter(|f| **f).count(), 1);
+        assert!(fired[BRUTEFORCE_THRESHOLD as usize - 1]);
+        // Another server: its own count.
+        assert!(!b.rejected(c, other, 30 * sec));
+        // A new window starts after 15 minutes: 19 more do not fire, the 20th does.
+        let t0 = BRUTEFORCE_WINDOW_NS + 1;
+        assert!((0..19).all(|i| !b.rejected(c, s, t0 + i)));
+        assert!(b.rejected(c, s, t0 + 19));
+        // Spread over more than the window: never 20 within one.
+        let mut slow = BruteForce::default();
+        assert!((0..100).all(|i| !slow.rejected(c, s, i * 60 * sec)));
+    }
+
+    #[test]
+    fn bruteforce_table_is_bounded() {
+        let mut b = BruteForce::default();
+        for i in 0..(3 * BRUTEFORCE_PAIRS as u32) {
+            let mut c = [0u8; 16];
+            c[..4].copy_from_slice(&i.to_be_bytes());
+            b.rejected(c, [9; 16], i as i64);
+        }
+        assert!(b.pairs.len() <= BRUTEFORCE_PAIRS);
+    }
 
     #[test]
     fn pasv_port_forms() {

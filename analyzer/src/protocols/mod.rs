@@ -72,6 +72,7 @@ pub struct Config {
 #[derive(Default)]
 pub struct Shared {
     pub ftp: ftp::Expectations,
+    pub ftp_bruteforce: ftp::BruteForce,
     pub bfd: bfd::Pairs,
     pub ospf: ospf::Neighbours,
 }
