@@ -2,7 +2,8 @@
 //! s_server/s_client, curl) in network namespaces, the client's link mirrored to two SPAN ports;
 //! `spanwatch live` on one and tcpdump on the other. tests/lab/run-test.sh asserts live metrics =
 //! the counts of construction = an offline read of tcpdump's file, and that the lab password is
-//! in no output. Needs root and the daemons; skips with a notice otherwise.
+//! in no output. A real Prometheus server scrapes the live sensor meanwhile: every alert and
+//! dashboard expression returns data and the cleartext-login alerts fire. Needs root and the daemons; skips with a notice otherwise.
 
 mod common;
 
@@ -42,4 +43,10 @@ fn lab_live_equals_offline_equals_construction() {
         text.contains("lab: live = offline = construction"),
         "{text}"
     );
+    if have("prometheus") {
+        assert!(
+            text.contains("alert and dashboard expressions return data; firing: SpanwatchCleartextFtpLogin, SpanwatchCleartextFtpLoginAccepted"),
+            "{text}"
+        );
+    }
 }

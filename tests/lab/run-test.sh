@@ -13,16 +13,45 @@ lab_settle
 OUT=$LAB_WORK/out; mkdir -p "$OUT"
 ip netns exec "$TAP" tcpdump -i span1 -w "$OUT/span1.pcap" -U -s 0 2>"$OUT/tcpdump.err" &
 for _ in $(seq 100); do grep -q "listening on" "$OUT/tcpdump.err" 2>/dev/null && break; sleep 0.1; done
-ip netns exec "$TAP" "$BIN" live --iface span0 --listen off --workers 2 --metrics-out "$OUT/live.prom" \
+ip netns exec "$TAP" "$BIN" live --iface span0 --listen 127.0.0.1:9890 --workers 2 --metrics-out "$OUT/live.prom" \
   --events "$OUT/live.ndjson" 2>"$OUT/live.err" &
 SW=$!
 for _ in $(seq 100); do grep -q "capturing on" "$OUT/live.err" 2>/dev/null && break; sleep 0.1; done
 grep -q "capturing on" "$OUT/live.err" || { cat "$OUT/live.err" >&2; exit 1; }
+# A real Prometheus server (Debian's package) in the tap namespace scrapes the sensor every second
+# and evaluates deploy/prometheus/spanwatch.rules.yml.
+PROM=
+if command -v prometheus >/dev/null; then
+  mkdir -p "$OUT/prom"
+  cat >"$OUT/prom/prometheus.yml" <<YML
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: ["$PWD/deploy/prometheus/spanwatch.rules.yml"]
+scrape_configs:
+  - job_name: spanwatch
+    static_configs: [{targets: ["127.0.0.1:9890"]}]
+YML
+  ip netns exec "$TAP" prometheus --config.file="$OUT/prom/prometheus.yml" --storage.tsdb.path="$OUT/prom/data" \
+    --web.listen-address=127.0.0.1:9090 2>"$OUT/prom/prometheus.log" &
+  PROM=http://127.0.0.1:9090
+  ok=
+  for _ in $(seq 150); do
+    if ip netns exec "$TAP" curl -sf "$PROM/api/v1/query?query=up%7Bjob%3D%22spanwatch%22%7D%3D%3D1" 2>/dev/null | grep -q '"value"'; then ok=1; break; fi
+    sleep 0.2
+  done
+  [ -n "$ok" ] || { echo "prometheus did not scrape spanwatch"; tail -20 "$OUT/prom/prometheus.log"; exit 1; }
+else
+  echo "NOTICE: prometheus not installed: the scrape check is skipped"
+fi
 sleep 1
 lab_traffic
 lab_routing_start
 lab_routing_stop
 lab_settle 1
+if [ -n "$PROM" ]; then
+  sleep 3 # three more scrapes and rule evaluations
+  ip netns exec "$TAP" python3 tests/deploy/queries.py check "$PROM" \
+    SpanwatchCleartextFtpLoginAccepted SpanwatchCleartextFtpLogin
+fi
 # Stop both captures together.
 ip netns pids "$TAP" | xargs -r kill -INT 2>/dev/null || true
 wait "$SW"
