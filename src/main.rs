@@ -2,6 +2,8 @@
 //! capture sources, the analyzer pipeline and the metrics/event outputs. Library crates know no
 //! command line; this file knows no protocol.
 
+mod report;
+
 use analyzer::pipeline::{self, Options, Report};
 use analyzer::protocols::Config;
 use anyhow::Context;
@@ -127,6 +129,9 @@ struct ReadArgs {
     /// Summary format on stdout.
     #[arg(long, value_enum)]
     format: Option<Format>,
+    /// Write a self-contained HTML page of plots: sessions over time, logins, timestamp anomalies.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -141,6 +146,7 @@ struct FileConfig {
     log_usernames: Option<bool>,
     pseudonym_key: Option<PathBuf>,
     format: Option<Format>,
+    report: Option<String>,
 }
 
 /// A usage or input error: exit status 2 with one line.
@@ -182,10 +188,16 @@ struct Settings {
     listen: Option<String>,
     max_flows: usize,
     format: Format,
+    report: Option<String>,
     cfg: Config,
 }
 
-fn settings(c: &Common, format: Option<Format>, live: bool) -> anyhow::Result<Settings> {
+fn settings(
+    c: &Common,
+    format: Option<Format>,
+    report: Option<String>,
+    live: bool,
+) -> anyhow::Result<Settings> {
     let fc: FileConfig = match &c.config {
         Some(p) => {
             let text =
@@ -245,6 +257,7 @@ fn settings(c: &Common, format: Option<Format>, live: bool) -> anyhow::Result<Se
         listen: listen.filter(|l| l != "off"),
         max_flows,
         format: format.or(fc.format).unwrap_or(Format::Text),
+        report: if live { None } else { report.or(fc.report) },
         cfg,
     })
 }
@@ -258,8 +271,9 @@ fn read(a: ReadArgs) -> anyhow::Result<()> {
         listen,
         max_flows,
         format,
+        report: report_path,
         cfg,
-    } = settings(&a.common, a.format, false)?;
+    } = settings(&a.common, a.format, a.report.clone(), false)?;
     let files = if a.files.is_empty() {
         vec![PathBuf::from(DEFAULT_CAPTURE)]
     } else {
@@ -307,6 +321,9 @@ fn read(a: ReadArgs) -> anyhow::Result<()> {
             b.set_position(n);
         }
     };
+    let timeline = report_path
+        .as_ref()
+        .map(|_| analyzer::timeline::Collector::new(report::slots()));
     let started = std::time::Instant::now();
     let report = pipeline::run(
         opened,
@@ -317,6 +334,7 @@ fn read(a: ReadArgs) -> anyhow::Result<()> {
             cfg,
             events: sink,
             hub: hub.clone(),
+            timeline: timeline.clone(),
         },
         &progress,
     );
@@ -325,6 +343,14 @@ fn read(a: ReadArgs) -> anyhow::Result<()> {
         b.finish_and_clear();
     }
     let snap = finish_outputs(writer, &hub, metrics_out.as_deref(), &info)?;
+    if let (Some(path), Some(t)) = (&report_path, &timeline) {
+        let files: Vec<String> = report.files.iter().map(|f| f.path.clone()).collect();
+        let header = report::Header {
+            files: &files,
+            span: report.span(),
+        };
+        report::write(path, &header, &snap, &t.merged())?;
+    }
     for f in &report.files {
         if f.truncated_records > 0 {
             eprintln!(
@@ -622,7 +648,8 @@ fn live(a: LiveArgs) -> anyhow::Result<()> {
         max_flows,
         format,
         cfg,
-    } = settings(&a.common, None, true)?;
+        ..
+    } = settings(&a.common, None, None, true)?;
     let queues = match a.queues.as_str() {
         "all" => None,
         list => Some(parse_list(list, "--queues")?),
@@ -679,6 +706,7 @@ fn live(a: LiveArgs) -> anyhow::Result<()> {
         cfg,
         events: sink,
         hub: hub.clone(),
+        timeline: None,
     };
     let pool = analyzer::pipeline::Workers::start(&opts, Source::Xdp, nq);
     let capture = xdp::Capture::start(&xopts, |q| {

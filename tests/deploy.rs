@@ -8,52 +8,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::path::Path;
+use std::process::Command;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn run(cmd: &mut Command) -> (Output, String) {
-    let out = cmd.output().expect("command starts");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out, text)
-}
-
-/// tests/node with its packages installed (`npm ci` once, from package-lock.json); None with a
-/// notice where node or npm is missing.
-pub fn node_tools() -> Option<PathBuf> {
-    static READY: OnceLock<Option<PathBuf>> = OnceLock::new();
-    READY
-        .get_or_init(|| {
-            let dir = root().join("tests/node");
-            if !have("node") || !have("npm") {
-                eprintln!("NOTICE: node/npm missing: tests/node checks skipped");
-                return None;
-            }
-            if !dir.join("node_modules/.package-lock.json").is_file() {
-                let (out, text) = run(Command::new("npm")
-                    .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-                    .current_dir(&dir));
-                assert!(out.status.success(), "npm ci in tests/node failed:\n{text}");
-            }
-            Some(dir)
-        })
-        .clone()
-}
+use common::{have, run};
 
 #[test]
 fn alert_rules_pass_promtool() {
@@ -156,7 +118,9 @@ fn every_alert_and_dashboard_query_names_exported_metrics() {
 
 #[test]
 fn dashboard_matches_grafana_schema() {
-    let Some(dir) = node_tools() else { return };
+    let Some(dir) = common::node_tools() else {
+        return;
+    };
     let (out, text) = run(Command::new("node")
         .arg(dir.join("dashboard-schema.mjs"))
         .arg(root().join("deploy/grafana/spanwatch.json")));

@@ -7,14 +7,9 @@
 
 mod common;
 
-use std::process::Command;
+use common::have;
 
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+use std::process::Command;
 
 #[test]
 fn lab_live_equals_offline_equals_construction() {

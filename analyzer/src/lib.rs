@@ -1,7 +1,8 @@
 //! spanwatch analyzer: everything between a captured frame and a counter. Read in pipeline order:
 //! `source` (files) → `decode` + `hash` + `timestamps` (reader thread) → `batch` (to workers) →
 //! `worker` (`flow` table, `frag` and `stream` reassembly, `protocols/*`) → counters and events.
-//! `pipeline` wires the threads for an offline read. This crate knows no command line and never
+//! `pipeline` wires the threads for an offline read; `timeline` keeps counters over capture time
+//! for the report. This crate knows no command line and never
 //! imports the `xdp` crate.
 
 pub mod batch;
@@ -13,5 +14,6 @@ pub mod pipeline;
 pub mod protocols;
 pub mod source;
 pub mod stream;
+pub mod timeline;
 pub mod timestamps;
 pub mod worker;

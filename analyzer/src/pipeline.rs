@@ -11,6 +11,7 @@ use crate::hash::pick;
 use crate::protocols::Config;
 use crate::source::pcap::{PcapFile, ReadError};
 use crate::source::Frame;
+use crate::timeline::{Collector, Timeline};
 use crate::timestamps::{Stamp, TsChecker};
 use crate::worker::Worker;
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
@@ -27,6 +28,8 @@ pub struct Options {
     pub cfg: Config,
     pub events: EventSink,
     pub hub: Hub,
+    /// Keep counters over capture time for these slots (`read --report`).
+    pub timeline: Option<Collector>,
 }
 
 /// Batches a worker queue holds.
@@ -64,7 +67,8 @@ impl Workers {
                 opts.events.clone(),
                 cfg.clone(),
                 source,
-            );
+            )
+            .with_timeline(opts.timeline.clone());
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("worker-{w}"))
@@ -100,6 +104,7 @@ impl Workers {
             queue,
             block,
             since_publish: 0,
+            timeline: opts.timeline.clone().map(|c| (c.timeline(), c)),
         }
     }
 
@@ -137,6 +142,7 @@ pub struct Producer {
     queue: Option<usize>,
     block: bool,
     since_publish: u32,
+    timeline: Option<(Timeline, Collector)>,
 }
 
 impl Producer {
@@ -153,6 +159,9 @@ impl Producer {
     #[inline]
     pub fn frame(&mut self, frame: &Frame<'_>, number: u64) {
         let src = self.source;
+        if let Some((t, _)) = &mut self.timeline {
+            t.tick(frame.ts_ns, &self.c);
+        }
         self.c.inc(slot::packets(src));
         self.c.add(slot::bytes(src), frame.wire_len as u64);
         if frame.ts_ns > self.now {
@@ -265,6 +274,9 @@ impl Producer {
             }
         }
         self.publish.publish(&self.c);
+        if let Some((t, col)) = self.timeline.take() {
+            col.deliver(t, &self.c);
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use crate::decode::{tcp_flags, Decoded, L4};
 use crate::flow::{Class, Exit, Flow, FlowKey, FlowTable, SentData};
 use crate::frag::{FragResult, Reassembly};
 use crate::protocols::{self, ftp, icmp, Config, Env, Next, Pkt, Shared, Verdict, PROTOCOLS};
+use crate::timeline::{Collector, Timeline};
 use metrics::events::EventSink;
 use metrics::{slot, Counters, EvictReason, Proto, Source};
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct Worker {
     cfg: Arc<Config>,
     source: Source,
     now: i64,
+    /// Counters over capture time (`read --report`), delivered to the collector at the end.
+    timeline: Option<(Timeline, Collector)>,
     /// `SPANWATCH_DEBUG_FLOWS=1`: print each finished flow's 5-tuple and class to stderr (never payload).
     debug_flows: bool,
 }
@@ -63,8 +66,15 @@ impl Worker {
             cfg,
             source,
             now: i64::MIN,
+            timeline: None,
             debug_flows: std::env::var_os("SPANWATCH_DEBUG_FLOWS").is_some(),
         }
+    }
+
+    /// Keeps a timeline of the collector's counters, delivered by `finish_all`.
+    pub fn with_timeline(mut self, c: Option<Collector>) -> Self {
+        self.timeline = c.map(|c| (c.timeline(), c));
+        self
     }
 
     pub fn counters(&self) -> &Counters {
@@ -73,6 +83,9 @@ impl Worker {
 
     pub fn process(&mut self, b: &Batch) {
         for p in &b.pkts {
+            if let Some((t, _)) = &mut self.timeline {
+                t.tick(p.ts_ns, &self.c);
+            }
             // Packet time drives expiry, on the reader's clock (the latest time seen anywhere).
             if p.clock_ns > self.now {
                 self.advance(p.clock_ns);
@@ -104,6 +117,9 @@ impl Worker {
             self.finish(f, Exit::EndOfInput);
         }
         self.publish();
+        if let Some((t, col)) = self.timeline.take() {
+            col.deliver(t, &self.c);
+        }
     }
 
     fn packet(&mut self, p: &BatchPkt, payload: &[u8]) {

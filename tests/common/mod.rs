@@ -43,6 +43,7 @@ pub fn analyze_with(
         cfg: Config::default(),
         events: metrics::events::EventSink::disabled(),
         hub: hub.clone(),
+        timeline: None,
     };
     pipeline::run(opened, opts, &|_| {});
     hub.snapshot()
@@ -99,4 +100,45 @@ pub fn read_json(args: &[&std::ffi::OsStr]) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Whether a command is on PATH.
+pub fn have(cmd: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs a command; its output and its stdout+stderr as text.
+pub fn run(cmd: &mut std::process::Command) -> (std::process::Output, String) {
+    let out = cmd.output().expect("command starts");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
+/// tests/node with its packages installed (`npm ci` once, from package-lock.json); None with a
+/// notice where node or npm is missing.
+pub fn node_tools() -> Option<PathBuf> {
+    static READY: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+            if !have("node") || !have("npm") {
+                eprintln!("NOTICE: node/npm missing: tests/node checks skipped");
+                return None;
+            }
+            if !dir.join("node_modules/.package-lock.json").is_file() {
+                let (out, text) = run(std::process::Command::new("npm")
+                    .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                    .current_dir(&dir));
+                assert!(out.status.success(), "npm ci in tests/node failed:\n{text}");
+            }
+            Some(dir)
+        })
+        .clone()
 }

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Every PromQL expression an operator gets from deploy/: the alert rules and the Grafana dashboard.
 
   queries.py list              JSON list of {"from", "name", "expr", "selectors"} (dashboard variables
