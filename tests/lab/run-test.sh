@@ -49,7 +49,8 @@ lab_routing_stop
 lab_settle 1
 if [ -n "$PROM" ]; then
   sleep 3 # three more scrapes and rule evaluations
-  ip netns exec "$TAP" python3 tests/deploy/queries.py check "$PROM" \
+  PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3 # Debian's, with python3-yaml
+  ip netns exec "$TAP" "$PY" tests/deploy/queries.py check "$PROM" \
     SpanwatchCleartextFtpLoginAccepted SpanwatchCleartextFtpLogin
 fi
 # Stop both captures together.
