@@ -102,6 +102,9 @@ struct Common {
     /// Credential and anomaly events as NDJSON (- for stdout).
     #[arg(long, value_name = "PATH|-")]
     events: Option<String>,
+    /// Also send each event to a syslog collector as RFC 5424: udp://HOST:PORT or tcp://HOST:PORT.
+    #[arg(long, value_name = "udp|tcp://HOST:PORT")]
+    syslog: Option<String>,
     /// Serve /metrics on this address while running.
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
@@ -141,6 +144,7 @@ struct FileConfig {
     link_speed: Option<String>,
     metrics_out: Option<String>,
     events: Option<String>,
+    syslog: Option<String>,
     listen: Option<String>,
     max_flows: Option<usize>,
     log_usernames: Option<bool>,
@@ -185,6 +189,7 @@ struct Settings {
     link_bps: u64,
     metrics_out: Option<String>,
     events_path: Option<String>,
+    syslog: Option<metrics::syslog::Target>,
     listen: Option<String>,
     max_flows: usize,
     format: Format,
@@ -254,6 +259,12 @@ fn settings(
         link_bps,
         metrics_out: c.metrics_out.clone().or(fc.metrics_out),
         events_path: c.events.clone().or(fc.events),
+        syslog: match c.syslog.clone().or(fc.syslog) {
+            Some(t) => Some(
+                metrics::syslog::Target::parse(&t).map_err(|e| usage(format!("--syslog {e}")))?,
+            ),
+            None => None,
+        },
         listen: listen.filter(|l| l != "off"),
         max_flows,
         format: format.or(fc.format).unwrap_or(Format::Text),
@@ -268,6 +279,7 @@ fn read(a: ReadArgs) -> anyhow::Result<()> {
         link_bps,
         metrics_out,
         events_path,
+        syslog,
         listen,
         max_flows,
         format,
@@ -298,13 +310,7 @@ fn read(a: ReadArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let (writer, sink) = match &events_path {
-        Some(p) => {
-            let (w, s) = EventWriter::start(p, true).map_err(|e| usage(format!("{p}: {e}")))?;
-            (Some(w), s)
-        }
-        None => (None, metrics::events::EventSink::disabled()),
-    };
+    let (writer, sink) = start_events(&events_path, &syslog, true, &hub)?;
 
     let bar = (std::io::stderr().is_terminal() && total > 32 << 20).then(|| {
         let b = indicatif::ProgressBar::new(total);
@@ -378,6 +384,31 @@ fn read(a: ReadArgs) -> anyhow::Result<()> {
         s.stop();
     }
     Ok(())
+}
+
+/// Starts the event writer for `--events` and `--syslog` (None: neither given); SIGHUP reopens
+/// the event file by name, for log rotation.
+fn start_events(
+    path: &Option<String>,
+    syslog: &Option<metrics::syslog::Target>,
+    block: bool,
+    hub: &Hub,
+) -> anyhow::Result<(Option<EventWriter>, metrics::events::EventSink)> {
+    let out = metrics::events::Outputs {
+        file: path.clone(),
+        syslog: syslog.clone(),
+    };
+    match EventWriter::start(&out, block, hub) {
+        Ok(Some((w, s))) => {
+            signal_hook::flag::register(signal_hook::consts::SIGHUP, w.reopen.clone())?;
+            Ok((Some(w), s))
+        }
+        Ok(None) => Ok((None, metrics::events::EventSink::disabled())),
+        Err(e) => {
+            let what = path.clone().unwrap_or_else(|| "--syslog".into());
+            Err(usage(format!("{what}: {e}")))
+        }
+    }
 }
 
 /// Closes the event log and writes `--metrics-out`; returns the final merged counters.
@@ -644,6 +675,7 @@ fn live(a: LiveArgs) -> anyhow::Result<()> {
         link_bps,
         metrics_out,
         events_path,
+        syslog,
         listen,
         max_flows,
         format,
@@ -692,13 +724,7 @@ fn live(a: LiveArgs) -> anyhow::Result<()> {
         signal_hook::flag::register(sig, term.clone())?;
     }
     let hub = Hub::new();
-    let (writer, sink) = match &events_path {
-        Some(p) => {
-            let (w, s) = EventWriter::start(p, false).map_err(|e| usage(format!("{p}: {e}")))?;
-            (Some(w), s)
-        }
-        None => (None, metrics::events::EventSink::disabled()),
-    };
+    let (writer, sink) = start_events(&events_path, &syslog, false, &hub)?;
     let opts = Options {
         workers,
         link_bps,

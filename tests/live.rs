@@ -375,3 +375,29 @@ fn missing_privilege_and_oversized_mtu_are_one_line_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("MTU 9000 is too large"), "{err}");
 }
+
+#[test]
+fn sighup_reopens_the_event_file_for_log_rotation() {
+    if !root() {
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::new("h");
+    let m = tmp("h.prom");
+    let ev = tmp("h.ndjson");
+    let rotated = tmp("h.ndjson.1");
+    let mut sw = lab.spanwatch(&["--xdp-mode", "skb", "--events", ev.to_str().unwrap()], &m);
+    assert!(ev.exists(), "the event file is opened at start");
+    // What logrotate does: move the file, then SIGHUP.
+    std::fs::rename(&ev, &rotated).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &sw.id().to_string()])
+        .status();
+    let t0 = Instant::now();
+    while !ev.exists() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ev.exists(), "not reopened after SIGHUP");
+    assert!(sw.try_wait().unwrap().is_none(), "SIGHUP ended the capture");
+    stop(sw);
+}

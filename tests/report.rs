@@ -107,7 +107,7 @@ fn report_page_has_the_counts_and_fetches_nothing() {
     assert!(!without_ns.contains("http://") && !without_ns.contains("https://"));
     assert!(!html.contains("src="));
     // The lab password is not on the page.
-    assert!(!html.contains("Sp4nw4tch-lab-pw"));
+    assert!(!html.contains("Sw0rdfish-lab-7Q"));
 }
 
 #[test]
