@@ -2,6 +2,7 @@
 //! capture sources, the analyzer pipeline and the metrics/event outputs. Library crates know no
 //! command line; this file knows no protocol.
 
+mod privilege;
 mod report;
 
 use analyzer::pipeline::{self, Options, Report};
@@ -38,43 +39,62 @@ enum Cmd {
     Read(ReadArgs),
     /// Capture with AF_XDP until SIGINT/SIGTERM, serving /metrics.
     Live(LiveArgs),
+    /// Configuration files.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Check a TOML config file (the long options' names as keys) and print what `read` and
+    /// `live` would use with it.
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Args)]
 struct LiveArgs {
     /// The interface to capture on (the SPAN port).
     #[arg(long, value_name = "IF")]
-    iface: String,
-    /// RX queues to bind: all, or a list such as 0,1,2.
-    #[arg(long, default_value = "all", value_name = "all|LIST")]
-    queues: String,
-    /// XDP attach mode: auto tries native (driver) mode, then skb (generic).
-    #[arg(long, value_enum, default_value = "auto")]
-    xdp_mode: CliXdpMode,
-    /// Zero-copy: auto uses it where the driver offers it.
-    #[arg(long, value_enum, default_value = "auto")]
-    zero_copy: CliZeroCopy,
+    iface: Option<String>,
+    /// RX queues to bind: all, or a list such as 0,1,2 [default: all].
+    #[arg(long, value_name = "all|LIST")]
+    queues: Option<String>,
+    /// XDP attach mode: auto tries native (driver) mode, then skb (generic) [default: auto].
+    #[arg(long, value_enum)]
+    xdp_mode: Option<CliXdpMode>,
+    /// Zero-copy: auto uses it where the driver offers it [default: auto].
+    #[arg(long, value_enum)]
+    zero_copy: Option<CliZeroCopy>,
     /// CPUs to pin the rx threads to, such as 2,3.
     #[arg(long, value_name = "LIST")]
     cpus: Option<String>,
-    /// Entries in each RX and fill ring.
-    #[arg(long, default_value_t = 8192)]
-    ring_size: u32,
-    /// Print a one-line status to stderr every N seconds (0: never).
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    status_every: u64,
+    /// Entries in each RX and fill ring [default: 8192].
+    #[arg(long)]
+    ring_size: Option<u32>,
+    /// Print a one-line status to stderr every N seconds (0: never) [default: 0].
+    #[arg(long, value_name = "N")]
+    status_every: Option<u64>,
+    /// After setup (program attached, sockets bound, files open) switch to this user, which drops
+    /// every capability in every thread.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
     #[command(flatten)]
     common: Common,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, ValueEnum, Deserialize, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 enum CliXdpMode {
     Auto,
     Native,
     Skb,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, ValueEnum, Deserialize, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 enum CliZeroCopy {
     Auto,
     On,
@@ -137,7 +157,7 @@ struct ReadArgs {
     report: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileConfig {
     workers: Option<usize>,
@@ -151,6 +171,15 @@ struct FileConfig {
     pseudonym_key: Option<PathBuf>,
     format: Option<Format>,
     report: Option<String>,
+    // live only
+    iface: Option<String>,
+    queues: Option<String>,
+    xdp_mode: Option<CliXdpMode>,
+    zero_copy: Option<CliZeroCopy>,
+    cpus: Option<String>,
+    ring_size: Option<u32>,
+    status_every: Option<u64>,
+    user: Option<String>,
 }
 
 /// A usage or input error: exit status 2 with one line.
@@ -168,6 +197,7 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::Read(a) => read(a),
         Cmd::Live(a) => live(a),
+        Cmd::Config(ConfigCmd::Check { file }) => config_check(&file),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -194,23 +224,146 @@ struct Settings {
     max_flows: usize,
     format: Format,
     report: Option<String>,
+    user: Option<String>,
     cfg: Config,
+    /// The config file as read (live takes its own keys from it).
+    file: FileConfig,
 }
 
-fn settings(
-    c: &Common,
+/// Reads a TOML config file; unknown keys and wrong types are errors with the line they are on.
+fn load_config(p: &std::path::Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(p).map_err(|e| usage(format!("{}: {e}", p.display())))?;
+    toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|r| text[..r.start.min(text.len())].matches('\n').count() + 1);
+        usage(match line {
+            Some(l) => format!("{}: line {l}: {}", p.display(), e.message()),
+            None => format!("{}: {}", p.display(), e.message()),
+        })
+    })
+}
+
+/// `spanwatch config check FILE`: the file goes through exactly the path the subcommands take,
+/// then what each would use is printed as TOML.
+fn config_check(file: &std::path::Path) -> anyhow::Result<()> {
+    let f = file.to_string_lossy().to_string();
+    let parse = |sub: &str| {
+        Cli::try_parse_from(["spanwatch", sub, "--config", &f]).map_err(|e| usage(e.to_string()))
+    };
+    let Cmd::Read(r) = parse("read")?.cmd else {
+        unreachable!("parsed as read")
+    };
+    let rs = settings(&r.common, Only::default(), false)?;
+    let Cmd::Live(l) = parse("live")?.cmd else {
+        unreachable!("parsed as live")
+    };
+    let ls = settings(&l.common, Only::default(), true)?;
+    let mut warnings = Vec::new();
+    let lo = match live_options(&l, &ls.file) {
+        Ok(lo) => Some(lo),
+        Err(e) if ls.file.iface.is_none() => {
+            warnings.push(format!("{e} (fine for read only)"));
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(a) = &ls.listen {
+        a.parse::<std::net::SocketAddr>()
+            .map_err(|e| usage(format!("{f}: listen = {a:?}: {e}")))?;
+    }
+    if let Some(u) = &ls.user {
+        if nix::unistd::User::from_name(u).ok().flatten().is_none() {
+            warnings.push(format!("user {u:?} does not exist on this host"));
+        }
+    }
+    if let Some(lo) = &lo {
+        if !std::path::Path::new("/sys/class/net")
+            .join(&lo.iface)
+            .exists()
+        {
+            warnings.push(format!("interface {:?} is not on this host", lo.iface));
+        }
+    }
+    let common = |s: &Settings| {
+        let mut t = toml::Table::new();
+        t.insert("workers".into(), (s.workers as i64).into());
+        t.insert("link-speed-bps".into(), (s.link_bps as i64).into());
+        t.insert("max-flows".into(), (s.max_flows as i64).into());
+        t.insert(
+            "listen".into(),
+            s.listen.clone().unwrap_or_else(|| "off".into()).into(),
+        );
+        for (k, v) in [("metrics-out", &s.metrics_out), ("events", &s.events_path)] {
+            if let Some(v) = v {
+                t.insert(k.into(), v.clone().into());
+            }
+        }
+        if let Some(sy) = &s.syslog {
+            let url = match sy {
+                metrics::syslog::Target::Udp(a) => format!("udp://{a}"),
+                metrics::syslog::Target::Tcp(a) => format!("tcp://{a}"),
+            };
+            t.insert("syslog".into(), url.into());
+        }
+        t.insert("log-usernames".into(), s.cfg.log_usernames.into());
+        t
+    };
+    let mut read_t = common(&rs);
+    if let Some(r) = &rs.report {
+        read_t.insert("report".into(), r.clone().into());
+    }
+    let mut live_t = common(&ls);
+    if let Some(lo) = &lo {
+        live_t.insert("iface".into(), lo.iface.clone().into());
+        let queues = match &lo.queues {
+            None => "all".to_string(),
+            Some(q) => q.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+        };
+        live_t.insert("queues".into(), queues.into());
+        live_t.insert(
+            "xdp-mode".into(),
+            format!("{:?}", lo.xdp_mode).to_lowercase().into(),
+        );
+        live_t.insert(
+            "zero-copy".into(),
+            format!("{:?}", lo.zero_copy).to_lowercase().into(),
+        );
+        live_t.insert("ring-size".into(), (lo.ring_size as i64).into());
+    }
+    if let Some(u) = &ls.user {
+        live_t.insert("user".into(), u.clone().into());
+    }
+    let mut all = toml::Table::new();
+    all.insert("read".into(), read_t.into());
+    all.insert("live".into(), live_t.into());
+    println!("# {f}: ok");
+    for w in &warnings {
+        println!("# warning: {w}");
+    }
+    print!("{}", toml::to_string(&all)?);
+    Ok(())
+}
+
+/// Options only one subcommand has (they may come from the config file too).
+#[derive(Default)]
+struct Only {
     format: Option<Format>,
     report: Option<String>,
-    live: bool,
-) -> anyhow::Result<Settings> {
+    user: Option<String>,
+}
+
+fn settings(c: &Common, only: Only, live: bool) -> anyhow::Result<Settings> {
+    let Only {
+        format,
+        report,
+        user,
+    } = only;
     let fc: FileConfig = match &c.config {
-        Some(p) => {
-            let text =
-                std::fs::read_to_string(p).map_err(|e| usage(format!("{}: {e}", p.display())))?;
-            toml::from_str(&text).map_err(|e| usage(format!("{}: {}", p.display(), e.message())))?
-        }
+        Some(p) => load_config(p)?,
         None => FileConfig::default(),
     };
+    let file = fc.clone();
     let workers = c.workers.or(fc.workers).unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -269,7 +422,9 @@ fn settings(
         max_flows,
         format: format.or(fc.format).unwrap_or(Format::Text),
         report: if live { None } else { report.or(fc.report) },
+        user: if live { user.or(fc.user.clone()) } else { None },
         cfg,
+        file,
     })
 }
 
@@ -285,13 +440,23 @@ fn read(a: ReadArgs) -> anyhow::Result<()> {
         format,
         report: report_path,
         cfg,
-    } = settings(&a.common, a.format, a.report.clone(), false)?;
+        ..
+    } = settings(
+        &a.common,
+        Only {
+            format: a.format,
+            report: a.report.clone(),
+            user: None,
+        },
+        false,
+    )?;
     let files = if a.files.is_empty() {
         vec![PathBuf::from(DEFAULT_CAPTURE)]
     } else {
         a.files.clone()
     };
     let opened = pipeline::open_all(&files).map_err(|e| usage(e.to_string()))?;
+    let mout = open_metrics_out(metrics_out.as_deref())?;
     let total: u64 = opened.iter().map(|f| f.size).sum();
 
     let hub = Hub::new();
@@ -348,7 +513,7 @@ fn read(a: ReadArgs) -> anyhow::Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let snap = finish_outputs(writer, &hub, metrics_out.as_deref(), &info)?;
+    let snap = finish_outputs(writer, &hub, mout, &info)?;
     if let (Some(path), Some(t)) = (&report_path, &timeline) {
         let files: Vec<String> = report.files.iter().map(|f| f.path.clone()).collect();
         let header = report::Header {
@@ -411,23 +576,42 @@ fn start_events(
     }
 }
 
+/// `--metrics-out`, opened at start: a bad path fails before any work, and the file can still be
+/// written after `--user` dropped the right to create it.
+enum MetricsOut {
+    Stdout,
+    File(String, std::fs::File),
+}
+
+fn open_metrics_out(p: Option<&str>) -> anyhow::Result<Option<MetricsOut>> {
+    Ok(match p {
+        None => None,
+        Some("-") => Some(MetricsOut::Stdout),
+        Some(p) => Some(MetricsOut::File(
+            p.to_string(),
+            std::fs::File::create(p).map_err(|e| usage(format!("{p}: {e}")))?,
+        )),
+    })
+}
+
 /// Closes the event log and writes `--metrics-out`; returns the final merged counters.
 fn finish_outputs(
     writer: Option<EventWriter>,
     hub: &Hub,
-    metrics_out: Option<&str>,
+    metrics_out: Option<MetricsOut>,
     info: &Info,
 ) -> anyhow::Result<Counters> {
     if let Some(w) = writer {
         w.finish().context("writing events")?;
     }
     let snap = hub.snapshot();
-    if let Some(p) = metrics_out {
+    if let Some(out) = metrics_out {
         let text = metrics::expo::render(&snap, info);
-        if p == "-" {
-            std::io::stdout().write_all(text.as_bytes())?;
-        } else {
-            std::fs::write(p, text).with_context(|| format!("writing {p}"))?;
+        match out {
+            MetricsOut::Stdout => std::io::stdout().write_all(text.as_bytes())?,
+            MetricsOut::File(p, mut f) => f
+                .write_all(text.as_bytes())
+                .with_context(|| format!("writing {p}"))?,
         }
     }
     Ok(snap)
@@ -667,6 +851,54 @@ fn parse_list(s: &str, what: &str) -> anyhow::Result<Vec<u32>> {
         .collect()
 }
 
+/// The live-only options, from the command line over the config file.
+#[derive(Clone, Debug)]
+struct LiveOpts {
+    iface: String,
+    queues: Option<Vec<u32>>,
+    xdp_mode: CliXdpMode,
+    zero_copy: CliZeroCopy,
+    cpus: Option<Vec<usize>>,
+    ring_size: u32,
+    status_every: u64,
+}
+
+fn live_options(a: &LiveArgs, fc: &FileConfig) -> anyhow::Result<LiveOpts> {
+    let iface = a
+        .iface
+        .clone()
+        .or(fc.iface.clone())
+        .ok_or_else(|| usage("live needs --iface IF (or iface = \"IF\" in the config file)"))?;
+    let queues = match a.queues.clone().or(fc.queues.clone()).as_deref() {
+        None | Some("all") => None,
+        Some(list) => Some(parse_list(list, "--queues")?),
+    };
+    let cpus = match a.cpus.clone().or(fc.cpus.clone()) {
+        Some(l) => Some(
+            parse_list(&l, "--cpus")?
+                .into_iter()
+                .map(|c| c as usize)
+                .collect(),
+        ),
+        None => None,
+    };
+    let ring_size = a.ring_size.or(fc.ring_size).unwrap_or(8192);
+    if !ring_size.is_power_of_two() || !(64..=1 << 20).contains(&ring_size) {
+        return Err(usage(format!(
+            "--ring-size {ring_size}: expected a power of two from 64 to 1048576"
+        )));
+    }
+    Ok(LiveOpts {
+        iface,
+        queues,
+        xdp_mode: a.xdp_mode.or(fc.xdp_mode).unwrap_or(CliXdpMode::Auto),
+        zero_copy: a.zero_copy.or(fc.zero_copy).unwrap_or(CliZeroCopy::Auto),
+        cpus,
+        ring_size,
+        status_every: a.status_every.or(fc.status_every).unwrap_or(0),
+    })
+}
+
 fn live(a: LiveArgs) -> anyhow::Result<()> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
@@ -680,41 +912,45 @@ fn live(a: LiveArgs) -> anyhow::Result<()> {
         max_flows,
         format,
         cfg,
+        user,
+        file,
         ..
-    } = settings(&a.common, None, None, true)?;
-    let queues = match a.queues.as_str() {
-        "all" => None,
-        list => Some(parse_list(list, "--queues")?),
-    };
-    let cpus = match &a.cpus {
-        Some(l) => Some(
-            parse_list(l, "--cpus")?
-                .into_iter()
-                .map(|c| c as usize)
-                .collect(),
-        ),
-        None => None,
-    };
+    } = settings(
+        &a.common,
+        Only {
+            user: a.user.clone(),
+            ..Only::default()
+        },
+        true,
+    )?;
+    let lo = live_options(&a, &file)?;
+    let LiveOpts {
+        iface,
+        queues,
+        cpus,
+        status_every,
+        ..
+    } = lo.clone();
     let xopts = xdp::Options {
-        iface: a.iface.clone(),
+        iface: iface.clone(),
         queues: queues.clone(),
-        mode: match a.xdp_mode {
+        mode: match lo.xdp_mode {
             CliXdpMode::Auto => xdp::XdpMode::Auto,
             CliXdpMode::Native => xdp::XdpMode::Native,
             CliXdpMode::Skb => xdp::XdpMode::Skb,
         },
-        zero_copy: match a.zero_copy {
+        zero_copy: match lo.zero_copy {
             CliZeroCopy::Auto => xdp::ZeroCopy::Auto,
             CliZeroCopy::On => xdp::ZeroCopy::On,
             CliZeroCopy::Off => xdp::ZeroCopy::Off,
         },
-        ring_size: a.ring_size,
+        ring_size: lo.ring_size,
         cpus,
         ..xdp::Options::default()
     };
     let nq = match &queues {
         Some(q) => q.len(),
-        None => xdp::rx_queues(&a.iface)
+        None => xdp::rx_queues(&iface)
             .map_err(|e| usage(e.to_string()))?
             .len(),
     };
@@ -723,6 +959,7 @@ fn live(a: LiveArgs) -> anyhow::Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, term.clone())?;
     }
+    let mout = open_metrics_out(metrics_out.as_deref())?;
     let hub = Hub::new();
     let (writer, sink) = start_events(&events_path, &syslog, false, &hub)?;
     let opts = Options {
@@ -779,22 +1016,34 @@ fn live(a: LiveArgs) -> anyhow::Result<()> {
         },
         None => None,
     };
+    // Setup is done: nothing from here on needs a privilege.
+    if let Err(e) = privilege::drop_after_setup(user.as_deref()) {
+        capture.stop();
+        drop(opts);
+        pool.finish();
+        return Err(usage(format!("{e:#}")));
+    }
     eprintln!(
-        "spanwatch: capturing on {} (queues {:?}, {} mode, zero-copy {}){}",
-        a.iface,
+        "spanwatch: capturing on {} (queues {:?}, {} mode, zero-copy {}){}; {}",
+        iface,
         ch.queues,
         ch.mode,
         if ch.zero_copy { "on" } else { "off" },
         server
             .as_ref()
             .map(|s| format!(", metrics at http://{}/metrics", s.addr))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        privilege::describe()
     );
+    if user.is_none() && nix::unistd::Uid::effective().is_root() {
+        eprintln!("spanwatch: warning: still running as root; --user NAME drops every privilege after setup");
+    }
+
     let started = std::time::Instant::now();
     let mut last_status = started;
     while !term.load(Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(100));
-        if a.status_every > 0 && last_status.elapsed().as_secs() >= a.status_every {
+        if status_every > 0 && last_status.elapsed().as_secs() >= status_every {
             last_status = std::time::Instant::now();
             let c = hub.snapshot();
             eprintln!("{}", status_line(&c, started.elapsed()));
@@ -804,7 +1053,7 @@ fn live(a: LiveArgs) -> anyhow::Result<()> {
     capture.stop();
     drop(opts);
     pool.finish();
-    let snap = finish_outputs(writer, &hub, metrics_out.as_deref(), &info)?;
+    let snap = finish_outputs(writer, &hub, mout, &info)?;
     if let Some(s) = server {
         s.stop();
     }

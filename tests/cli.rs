@@ -233,3 +233,58 @@ fn passwords_never_reach_any_output() {
         }
     }
 }
+
+#[test]
+fn config_check_accepts_good_files_and_names_the_bad_line() {
+    let bin = env!("CARGO_BIN_EXE_spanwatch");
+    let good = common::tmp("cli", "good.toml");
+    std::fs::write(&good, "workers = 2\nlink-speed = \"1G\"\niface = \"lo\"\n").unwrap();
+    let out = Command::new(bin)
+        .args(["config", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let v: toml::Table = text.parse().unwrap();
+    // /metrics binds to loopback unless told otherwise, and read serves nothing by default.
+    assert_eq!(v["live"]["listen"].as_str(), Some("127.0.0.1:9890"));
+    assert_eq!(v["read"]["listen"].as_str(), Some("off"));
+    assert_eq!(
+        v["live"]["link-speed-bps"].as_integer(),
+        Some(1_000_000_000)
+    );
+    assert_eq!(v["live"]["workers"].as_integer(), Some(2));
+    for (body, want) in [
+        ("workers = 2\nbogus = 1\n", "line 2: unknown field `bogus`"),
+        ("workers = \"two\"\n", "line 1: invalid type"),
+        ("link-speed = \"fast\"\n", "--link-speed fast"),
+        ("syslog = \"smtp://x:1\"\n", "--syslog"),
+        ("iface = \"lo\"\nring-size = 1000\n", "--ring-size 1000"),
+    ] {
+        let bad = common::tmp("cli", "bad.toml");
+        std::fs::write(&bad, body).unwrap();
+        let out = Command::new(bin)
+            .args(["config", "check"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{body}: {err}");
+        assert!(
+            err.contains(want) && err.lines().count() == 1,
+            "{body}: {err}"
+        );
+    }
+}
+
+#[test]
+fn live_without_an_interface_is_one_line_exit_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_spanwatch"))
+        .args(["live", "--listen", "off"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--iface") && err.lines().count() == 1, "{err}");
+}

@@ -143,3 +143,99 @@ fn dashboard_matches_grafana_schema() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("datasourse"), "{text}");
 }
+
+#[test]
+fn systemd_unit_verifies_and_is_hardened() {
+    if !have("systemd-analyze") {
+        eprintln!("NOTICE: systemd-analyze missing: unit check skipped");
+        return;
+    }
+    // verify needs ExecStart to exist: point it at the binary under test.
+    let unit = std::fs::read_to_string(root().join("deploy/systemd/spanwatch.service")).unwrap();
+    let unit = unit.replace("/usr/local/bin/spanwatch", env!("CARGO_BIN_EXE_spanwatch"));
+    let dir = common::tmp("deploy", "unit");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("spanwatch.service");
+    std::fs::write(&path, unit).unwrap();
+    let (out, text) = run(Command::new("systemd-analyze").arg("verify").arg(&path));
+    assert!(out.status.success(), "{text}");
+    // Unknown keys are only warnings there: the unit must produce none.
+    assert!(text.trim().is_empty(), "{text}");
+    let (out, text) = run(Command::new("systemd-analyze")
+        .args(["security", "--offline=yes"])
+        .arg(&path));
+    assert!(out.status.success(), "{text}");
+    let level: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for spanwatch.service: ")
+                .nth(1)
+        })
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(level <= 3.5, "exposure {level}:\n{text}");
+    // The example config the unit reads passes `spanwatch config check`.
+    let (out, text) = run(Command::new(env!("CARGO_BIN_EXE_spanwatch"))
+        .args(["config", "check"])
+        .arg(root().join("deploy/spanwatch.toml")));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("user = \"spanwatch\""), "{text}");
+}
+
+#[test]
+fn container_and_kubernetes_manifests_validate() {
+    let Some(bin) = common::py_tools() else {
+        return;
+    };
+    let (out, text) =
+        run(Command::new(bin.join("hadolint")).arg(root().join("deploy/Containerfile")));
+    assert!(out.status.success(), "hadolint:\n{text}");
+    let (out, text) = run(Command::new(bin.join("kubernetes-validate"))
+        .args(["--strict", "-k", "1.30"])
+        .arg(root().join("deploy/kubernetes/spanwatch.yaml")));
+    assert!(out.status.success(), "{text}");
+    for kind in ["namespace", "configmap", "daemonset", "networkpolicy"] {
+        assert!(
+            text.contains(&format!("passed for resource {kind}/")),
+            "{kind}: {text}"
+        );
+    }
+    // The ConfigMap's spanwatch.toml is a config spanwatch accepts.
+    let manifest =
+        std::fs::read_to_string(root().join("deploy/kubernetes/spanwatch.yaml")).unwrap();
+    let toml_part: String = manifest
+        .split("spanwatch.toml: |\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .take_while(|l| l.starts_with("    "))
+        .map(|l| format!("{}\n", &l[4..]))
+        .collect();
+    let cfg = common::tmp("deploy", "k8s.toml");
+    std::fs::write(&cfg, toml_part).unwrap();
+    let (out, text) = run(Command::new(env!("CARGO_BIN_EXE_spanwatch"))
+        .args(["config", "check"])
+        .arg(&cfg));
+    assert!(out.status.success(), "{text}");
+    // PodMonitor and PrometheusRule against the prometheus-operator CRD schemas, and the
+    // PrometheusRule holds exactly the rules Prometheus users load from the rules file.
+    if let Some(node) = common::node_tools() {
+        let (out, text) = run(Command::new("node")
+            .arg(node.join("crd-validate.mjs"))
+            .arg(root().join("deploy/kubernetes/podmonitor.yaml")));
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("checked 2, invalid 0"), "{text}");
+    }
+    let py = "import sys, yaml\n\
+              rules = yaml.safe_load(open(sys.argv[1]))['groups']\n\
+              docs = [d for d in yaml.safe_load_all(open(sys.argv[2])) if d['kind'] == 'PrometheusRule']\n\
+              sys.exit(0 if docs[0]['spec']['groups'] == rules else 1)";
+    let (out, text) = run(Command::new(bin.join("python3"))
+        .args(["-c", py])
+        .arg(root().join("deploy/prometheus/spanwatch.rules.yml"))
+        .arg(root().join("deploy/kubernetes/podmonitor.yaml")));
+    assert!(
+        out.status.success(),
+        "PrometheusRule differs from spanwatch.rules.yml: {text}"
+    );
+}

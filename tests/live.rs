@@ -401,3 +401,57 @@ fn sighup_reopens_the_event_file_for_log_rotation() {
     assert!(sw.try_wait().unwrap().is_none(), "SIGHUP ended the capture");
     stop(sw);
 }
+
+/// Uid and effective/permitted capability masks of every thread of a process.
+fn thread_privileges(pid: u32) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let status = std::fs::read_to_string(t.unwrap().path().join("status")).unwrap();
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .unwrap_or("")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        out.push((field("Uid:"), field("CapEff:"), field("CapPrm:")));
+    }
+    out
+}
+
+#[test]
+fn user_drops_every_privilege_in_every_thread_and_capture_goes_on() {
+    if !root() {
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::new("u");
+    let m = tmp("u.prom");
+    let sw = lab.spanwatch(&["--xdp-mode", "skb", "--user", "nobody"], &m);
+    let threads = thread_privileges(sw.id());
+    // The rx thread, 2 workers, the event-less main thread and the metrics server: all nobody.
+    assert!(threads.len() >= 4, "{threads:?}");
+    for (uid, eff, prm) in &threads {
+        assert_eq!(uid, "65534 65534 65534 65534", "{threads:?}");
+        assert_eq!(eff, "0000000000000000", "{threads:?}");
+        assert_eq!(prm, "0000000000000000", "{threads:?}");
+    }
+    const N: usize = 2_000;
+    lab.flood(N);
+    std::thread::sleep(Duration::from_millis(500));
+    stop(sw);
+    // --metrics-out was opened before the drop, so nobody could still write it.
+    let text = std::fs::read_to_string(&m).unwrap();
+    assert_eq!(
+        metric(&text, "spanwatch_packets_total{source=\"xdp\"}"),
+        N as u64
+    );
+    // And the program went away with the unprivileged process.
+    let o = Command::new("ip")
+        .args(["-n", &lab.cap, "link", "show", "swl1"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("xdp"));
+}

@@ -142,3 +142,33 @@ pub fn node_tools() -> Option<PathBuf> {
         })
         .clone()
 }
+
+/// A virtual environment with tests/deploy/requirements.txt installed (hadolint, kubernetes-validate),
+/// made once under target/; None with a notice where python3's venv is missing.
+pub fn py_tools() -> Option<PathBuf> {
+    static READY: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let venv = root.join("target/pytools");
+            let req = root.join("tests/deploy/requirements.txt");
+            let stamp = venv.join("installed.txt");
+            let want = std::fs::read_to_string(&req).unwrap();
+            if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
+                let (out, text) = run(std::process::Command::new("python3")
+                    .args(["-m", "venv", "--clear"])
+                    .arg(&venv));
+                if !out.status.success() {
+                    eprintln!("NOTICE: python3 -m venv failed: deploy lint tests skipped\n{text}");
+                    return None;
+                }
+                let (out, text) = run(std::process::Command::new(venv.join("bin/pip"))
+                    .args(["install", "-q", "-r"])
+                    .arg(&req));
+                assert!(out.status.success(), "pip install failed:\n{text}");
+                std::fs::write(&stamp, want).unwrap();
+            }
+            Some(venv.join("bin"))
+        })
+        .clone()
+}
