@@ -84,6 +84,15 @@ impl PcapFile {
             path: p.clone(),
             reason: io_reason(&e),
         })?;
+        Self::from_reader(p, r, size)
+    }
+
+    /// A capture from any reader (`name` is how it is reported); `size` feeds the progress bar.
+    pub fn from_reader(
+        p: String,
+        r: Box<dyn Read + Send>,
+        size: u64,
+    ) -> Result<PcapFile, ReadError> {
         let reader = match create_reader(BUF, r) {
             Ok(r) => r,
             Err(PcapError::Eof) => return Err(ReadError::Empty { path: p }),
