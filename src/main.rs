@@ -664,6 +664,7 @@ fn summary_json(
         "capture_end": span.map(|s| metrics::events::rfc3339(s.1)),
         "capture_seconds": span.map(|s| (s.1 - s.0) as f64 * 1e-9),
         "elapsed_seconds": elapsed.as_secs_f64(),
+        "max_rss_bytes": max_rss_bytes(),
         "workers": workers,
         "sessions": sess,
         "ftp_logins": LoginOutcome::ALL.iter().map(|o| (o.as_str(), c.get(slot::ftp_login(*o)))).collect::<std::collections::BTreeMap<_,_>>(),
@@ -681,6 +682,19 @@ fn summary_json(
         "not_analyzed": DecodeError::ALL.iter().map(|r| (r.as_str(), c.get(slot::decode_error(*r)))).collect::<std::collections::BTreeMap<_,_>>(),
         "truncated_records": c.get(slot::capture_dropped(DropReason::TruncatedRecord, None)),
     })
+}
+
+/// Peak resident memory of this process, in bytes: VmHWM from /proc/self/status. (getrusage's
+/// ru_maxrss would do, but Linux carries the parent's peak across fork and exec into it.)
+fn max_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 fn print_text(c: &Counters, r: &Report, elapsed: std::time::Duration, workers: usize) {
@@ -717,9 +731,10 @@ fn print_text_source(
     }
     let secs = elapsed.as_secs_f64().max(1e-9);
     println!(
-        "  analyzed  in {:.3} s with {workers} worker(s): {:.0} packets/s",
+        "  analyzed  in {:.3} s with {workers} worker(s): {:.0} packets/s, peak memory {:.1} MiB",
         secs,
-        packets as f64 / secs
+        packets as f64 / secs,
+        max_rss_bytes() as f64 / (1 << 20) as f64
     );
     println!();
     println!(

@@ -25,6 +25,9 @@ struct Pending {
 #[derive(Default)]
 pub struct Reassembly {
     pending: Vec<Pending>,
+    /// Datagrams given up incomplete (30 s passed, or the input ended) since the caller last
+    /// took this count.
+    pub timed_out: u64,
 }
 
 pub enum FragResult {
@@ -38,9 +41,11 @@ pub enum FragResult {
 impl Reassembly {
     /// Adds a fragment; on completion the datagram's IP payload is in `out`.
     pub fn add(&mut self, ts: i64, d: &Decoded, payload: &[u8], out: &mut Vec<u8>) -> FragResult {
+        let before = self.pending.len();
         self.pending.retain(|p| {
             ts.saturating_sub(p.first_ts) <= TIMEOUT_NS && ts >= p.first_ts - TIMEOUT_NS
         });
+        self.timed_out += (before - self.pending.len()) as u64;
         let end = d.frag_off as usize + payload.len();
         if end > MAX_DATAGRAM {
             return FragResult::Dropped(metrics::StreamIssue::FragmentOverflow);
@@ -98,6 +103,12 @@ impl Reassembly {
             }
         }
         FragResult::Pending
+    }
+
+    /// End of input: whatever is still incomplete is given up (and counted in `timed_out`).
+    pub fn finish(&mut self) {
+        self.timed_out += self.pending.len() as u64;
+        self.pending.clear();
     }
 }
 

@@ -9,7 +9,7 @@ use crate::frag::{FragResult, Reassembly};
 use crate::protocols::{self, ftp, icmp, Config, Env, Next, Pkt, Shared, Verdict, PROTOCOLS};
 use crate::timeline::{Collector, Timeline};
 use metrics::events::EventSink;
-use metrics::{slot, Counters, EvictReason, Proto, Source};
+use metrics::{slot, Counters, EvictReason, Proto, Source, StreamIssue};
 use std::sync::Arc;
 
 /// Payload packets a flow may show before it is given up as other_tcp / other_udp.
@@ -116,6 +116,10 @@ impl Worker {
         while let Some(f) = self.table.pop_any() {
             self.finish(f, Exit::EndOfInput);
         }
+        self.frag.finish();
+        let lost = std::mem::take(&mut self.frag.timed_out);
+        self.c
+            .add(slot::stream_issue(StreamIssue::FragmentTimeout), lost);
         self.publish();
         if let Some((t, col)) = self.timeline.take() {
             col.deliver(t, &self.c);
@@ -138,6 +142,9 @@ impl Worker {
                     FragResult::Dropped(why) => self.c.inc(slot::stream_issue(why)),
                     FragResult::Pending => {}
                 }
+                let lost = std::mem::take(&mut self.frag.timed_out);
+                self.c
+                    .add(slot::stream_issue(StreamIssue::FragmentTimeout), lost);
                 self.frag_buf = buf;
             }
             L4::Icmp if d.is_icmp_error() => self.icmp_error(d, payload),

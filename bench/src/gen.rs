@@ -526,10 +526,12 @@ pub fn write<W: Write>(o: &Options, w: W) -> std::io::Result<Truth> {
                 out.put(&mut rng, &f)?;
             }
             let payload = random_bytes(&mut rng, 1460);
-            let mut n = 3;
+            let (mut n, mut k) = (3, 0u64);
             while n < o.packets {
                 c.data(0, &payload);
-                if n % 2 == 0 {
+                // An ACK for every second segment, as a receiver with delayed ACKs sends.
+                k += 1;
+                if k % 2 == 0 {
                     c.seg(1, 2, &[]);
                 }
                 for f in c.frames.drain(..) {
