@@ -69,10 +69,11 @@ impl Workers {
                 source,
             )
             .with_timeline(opts.timeline.clone());
+            let slow = slow_worker_fault();
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("worker-{w}"))
-                    .spawn(move || worker_loop(&mut worker, rx, pool))
+                    .spawn(move || worker_loop(&mut worker, rx, pool, slow))
                     .expect("spawn worker thread"),
             );
         }
@@ -118,8 +119,26 @@ impl Workers {
     }
 }
 
-fn worker_loop(w: &mut Worker, rx: Receiver<Batch>, pool: Sender<Batch>) {
+/// Fault injection for the backpressure test: `SPANWATCH_FAULT_SLOW_WORKER_US=N` makes every
+/// worker sleep N µs per batch, as an overloaded core would.
+fn slow_worker_fault() -> Option<std::time::Duration> {
+    std::env::var("SPANWATCH_FAULT_SLOW_WORKER_US")
+        .ok()?
+        .parse()
+        .ok()
+        .map(std::time::Duration::from_micros)
+}
+
+fn worker_loop(
+    w: &mut Worker,
+    rx: Receiver<Batch>,
+    pool: Sender<Batch>,
+    slow: Option<std::time::Duration>,
+) {
     while let Ok(mut b) = rx.recv() {
+        if let Some(d) = slow {
+            std::thread::sleep(d);
+        }
         w.process(&b);
         b.clear();
         let _ = pool.send(b);
