@@ -350,7 +350,99 @@ fn gre_payload(b: &[u8]) -> Option<(u32, &[u8])> {
     }
 }
 
+/// The common case, decoded without building etherparse's whole `SlicedPacket`: Ethernet II
+/// (untagged) or raw IP, IPv4 without options or fragmentation, TCP or UDP with complete headers.
+/// Anything else returns None and takes the general path. The result is the general path's, field
+/// for field (tests/decode_fast.rs compares them on every corpus packet, and the `decode` fuzz
+/// target on arbitrary bytes).
+#[inline]
+fn decode_fast(link: u32, frame: &[u8]) -> Option<(Decoded, &[u8])> {
+    let ip = match link {
+        link::ETHERNET => {
+            if frame.len() < 14 + 20 || frame[12] != 0x08 || frame[13] != 0x00 {
+                return None;
+            }
+            &frame[14..]
+        }
+        link::RAW | link::IPV4 => frame,
+        _ => return None,
+    };
+    // Version 4, IHL 5; total length within the capture (padding after it is cut off).
+    if ip.len() < 20 || ip[0] != 0x45 {
+        return None;
+    }
+    let total = u16::from_be_bytes([ip[2], ip[3]]) as usize;
+    if total < 20 || total > ip.len() {
+        return None;
+    }
+    // Not a fragment: MF clear and offset 0 (DF may be set).
+    if (ip[6] & 0x3f) != 0 || ip[7] != 0 {
+        return None;
+    }
+    let l4 = &ip[20..total];
+    let mut d = Decoded {
+        proto: ip[9],
+        ..Decoded::default()
+    };
+    d.src[..4].copy_from_slice(&ip[12..16]);
+    d.dst[..4].copy_from_slice(&ip[16..20]);
+    let payload = match d.proto {
+        6 => {
+            if l4.len() < 20 {
+                return None;
+            }
+            let off = (l4[12] >> 4) as usize * 4;
+            if off < 20 || off > l4.len() {
+                return None;
+            }
+            d.l4 = L4::Tcp;
+            d.sport = u16::from_be_bytes([l4[0], l4[1]]);
+            d.dport = u16::from_be_bytes([l4[2], l4[3]]);
+            d.seq = u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]);
+            d.ack = u32::from_be_bytes([l4[8], l4[9], l4[10], l4[11]]);
+            // FIN, SYN, RST, PSH, ACK sit at the same bits as in `tcp_flags`.
+            d.tcp_flags = l4[13] & 0x1f;
+            &l4[off..]
+        }
+        17 => {
+            if l4.len() < 8 {
+                return None;
+            }
+            let len = u16::from_be_bytes([l4[4], l4[5]]) as usize;
+            if len < 8 || len > l4.len() {
+                return None;
+            }
+            d.l4 = L4::Udp;
+            d.sport = u16::from_be_bytes([l4[0], l4[1]]);
+            d.dport = u16::from_be_bytes([l4[2], l4[3]]);
+            &l4[8..len]
+        }
+        _ => return None,
+    };
+    d.finish_hashes();
+    Some((d, payload))
+}
+
+/// The general path only (for the comparison with the fast one).
+#[doc(hidden)]
+pub fn decode_general(link: u32, frame: &[u8]) -> Result<(Decoded, &[u8]), DecodeError> {
+    decode_slow(link, frame)
+}
+
+/// The fast path only, where it applies.
+#[doc(hidden)]
+pub fn decode_fast_only(link: u32, frame: &[u8]) -> Option<(Decoded, &[u8])> {
+    decode_fast(link, frame)
+}
+
 fn decode_one(link: u32, frame: &[u8]) -> Result<(Decoded, &[u8]), DecodeError> {
+    match decode_fast(link, frame) {
+        Some(r) => Ok(r),
+        None => decode_slow(link, frame),
+    }
+}
+
+fn decode_slow(link: u32, frame: &[u8]) -> Result<(Decoded, &[u8]), DecodeError> {
     let mut d = Decoded::default();
     let strict = match link {
         link::ETHERNET => SlicedPacket::from_ethernet(frame),

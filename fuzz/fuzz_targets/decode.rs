@@ -1,5 +1,5 @@
 //! Frame decoding for every link type spanwatch reads (Ethernet with VLANs, PPPoE, GRE and
-//! IP-in-IP tunnels, SLL, SLL2, raw IP, loopback).
+//! IP-in-IP tunnels, SLL, SLL2, raw IP, loopback), and the fast path against the general one.
 #![no_main]
 use analyzer::decode::{decode, link};
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
@@ -15,6 +15,11 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         link::RAW_BSD1,
         link::RAW_BSD2,
     ] {
+        if let Some((fd, fp)) = analyzer::decode::decode_fast_only(l, data) {
+            let (gd, gp) = analyzer::decode::decode_general(l, data).expect("general path agrees");
+            assert_eq!(fd, gd);
+            assert_eq!(fp, gp);
+        }
         if let Ok((d, payload)) = decode(l, data) {
             assert!(payload.len() <= data.len());
             let _ = (d.src_ip(), d.dst_ip(), d.is_icmp_error());

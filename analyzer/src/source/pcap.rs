@@ -207,7 +207,9 @@ impl PcapFile {
                         }
                         PcapBlockOwned::NG(_) => {}
                     }
-                    self.reader.consume(offset);
+                    // No shift here: `refill` moves the (short) unread tail once per buffer,
+                    // where `consume` would move half the buffer every time it passed the middle.
+                    self.reader.consume_noshift(offset);
                     st.bytes_read += offset as u64;
                     since_progress += 1;
                     if since_progress >= 4096 {

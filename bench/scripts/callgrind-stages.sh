@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Instructions per packet, whole process and per stage, under callgrind (counts, not seconds: the
+# same binary on the same input gives the same figures on a busy machine). Inputs are bench `gen`
+# scenarios with seed 1, so the figures repeat run to run; compare them across commits to catch
+# regressions.    usage: bench/scripts/callgrind-stages.sh [PACKETS]   (default 100000)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${1:-100000}
+cargo build --release -q -p spanwatch -p spanwatch-bench
+DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT
+# Stage = inclusive instructions of the function that is the stage (names as callgrind sees them
+# after inlining; a stage that was inlined away shows as "-").
+stages=(
+  "read file (pcap-parser)|LegacyPcapReader<R> as pcap_parser::traits::PcapReaderIterator>::next"
+  "decode (etherparse + own)|analyzer::decode::decode_at "
+  "copy into batches|__memcpy_avx_unaligned_erms"
+  "worker: all|analyzer::worker::Worker::process "
+  "worker: classify (probes)|analyzer::worker::classify "
+  "worker: flow insert|analyzer::flow::FlowTable::insert "
+  "worker: flow remove|analyzer::flow::FlowTable::remove "
+)
+printf '| scenario | packets | whole process |'; for s in "${stages[@]}"; do printf ' %s |' "${s%%|*}"; done; echo
+printf '|---|---|---|'; for s in "${stages[@]}"; do printf -- '---|'; done; echo
+for sc in mix udp-flood syn-flood elephant; do
+  f=$DIR/$sc.pcap
+  pk=$(target/release/gen --scenario "$sc" --packets "$N" --seed 1 -o "$f" | python3 -c 'import json,sys; print(json.load(sys.stdin)["packets"])')
+  valgrind --tool=callgrind --callgrind-out-file="$DIR/cg" target/release/spanwatch read --workers 1 "$f" >/dev/null 2>"$DIR/err"
+  total=$(awk '/Collected :/ {print $NF}' "$DIR/err")
+  callgrind_annotate --inclusive=yes "$DIR/cg" 2>/dev/null > "$DIR/ann"
+  printf '| %s | %s | %.0f |' "$sc" "$pk" "$(echo "$total / $pk" | bc -l)"
+  for s in "${stages[@]}"; do
+    pat=${s#*|}
+    ir=$(grep -F "$pat" "$DIR/ann" | head -1 | awk '{gsub(/,/,"",$1); print $1}' || true)
+    if [ -n "$ir" ]; then printf ' %.0f |' "$(echo "$ir / $pk" | bc -l)"; else printf ' - |'; fi
+  done
+  echo
+done
