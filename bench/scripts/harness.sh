@@ -15,7 +15,7 @@ DIR=${DIR:-/tmp/spanwatch-harness}; mkdir -p "$DIR"
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 timeit() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
 echo "Machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); $(date -u +%F)."
-echo "Versions: spanwatch $($BIN/spanwatch --version | awk '{print $2}'), $(ndpiReader -h 2>&1 | grep -o 'nDPI v[0-9.]*' | head -1 || echo ndpiReader), $(tshark --version | head -1), $(tcpdump --version 2>&1 | head -1)."
+echo "Versions: spanwatch $($BIN/spanwatch --version | awk '{print $2}'), ndpiReader $(dpkg-query -W -f='${Version}' libndpi-bin 2>/dev/null), $(tshark --version | head -1), $(tcpdump --version 2>&1 | head -1)."
 echo "Runs: median of $RUNS, files in the page cache, one tool at a time."
 echo
 echo "| file | packets | tool | seconds | packets/s | spanwatch-1w ÷ tool (time) |"
