@@ -1023,9 +1023,7 @@ fn live(a: LiveArgs) -> anyhow::Result<()> {
         Some(addr) => match metrics::http::Server::start(addr, hub.clone(), info.clone()) {
             Ok(s) => Some(s),
             Err(e) => {
-                capture.stop();
-                drop(opts);
-                pool.finish();
+                shutdown(capture, opts, pool);
                 return Err(usage(e.to_string()));
             }
         },
@@ -1033,9 +1031,7 @@ fn live(a: LiveArgs) -> anyhow::Result<()> {
     };
     // Setup is done: nothing from here on needs a privilege.
     if let Err(e) = privilege::drop_after_setup(user.as_deref()) {
-        capture.stop();
-        drop(opts);
-        pool.finish();
+        shutdown(capture, opts, pool);
         return Err(usage(format!("{e:#}")));
     }
     eprintln!(
@@ -1064,10 +1060,7 @@ fn live(a: LiveArgs) -> anyhow::Result<()> {
             eprintln!("{}", status_line(&c, started.elapsed()));
         }
     }
-    // Detach, drain the rings, let the workers end every flow.
-    capture.stop();
-    drop(opts);
-    pool.finish();
+    shutdown(capture, opts, pool);
     let snap = finish_outputs(writer, &hub, mout, &info)?;
     if let Some(s) = server {
         s.stop();
@@ -1090,6 +1083,13 @@ fn live(a: LiveArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Detaches the program, drains the rings, and lets the workers end every flow.
+fn shutdown(capture: xdp::Capture, opts: Options, pool: analyzer::pipeline::Workers) {
+    capture.stop();
+    drop(opts);
+    pool.finish();
 }
 
 fn status_line(c: &Counters, up: std::time::Duration) -> String {

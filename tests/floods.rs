@@ -6,8 +6,7 @@
 mod common;
 
 use spanwatch_bench::gen::{write, Options, Scenario, Truth};
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 
 fn generate(
     name: &str,
@@ -30,19 +29,11 @@ fn generate(
     (path, t)
 }
 
-fn read(path: &PathBuf, extra: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_spanwatch"))
-        .args(["read", "--format", "json", "--workers", "2"])
-        .args(extra)
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+fn read(path: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--workers".as_ref(), "2".as_ref()];
+    args.extend(extra.iter().map(|e| std::ffi::OsStr::new(*e)));
+    args.push(path.as_os_str());
+    common::read_json(&args)
 }
 
 fn rss_mib(v: &serde_json::Value) -> f64 {

@@ -107,7 +107,16 @@ impl Lab {
         lab
     }
 
-    fn spanwatch(&self, extra: &[&str], metrics: &PathBuf) -> Child {
+    fn spanwatch(&self, extra: &[&str], metrics: &std::path::Path) -> Child {
+        let m = metrics.to_str().unwrap();
+        let mut args = vec!["--listen", "off", "--workers", "2", "--metrics-out", m];
+        args.extend_from_slice(extra);
+        self.start(&args, &[])
+    }
+
+    /// Starts `spanwatch live --iface swl1 ARGS` in the capture namespace with `env` set, and
+    /// waits until it says it is capturing.
+    fn start(&self, args: &[&str], env: &[(&str, &str)]) -> Child {
         let mut c = Command::new("ip")
             .args([
                 "netns",
@@ -117,19 +126,13 @@ impl Lab {
                 "live",
                 "--iface",
                 "swl1",
-                "--listen",
-                "off",
-                "--workers",
-                "2",
-                "--metrics-out",
             ])
-            .arg(metrics)
-            .args(extra)
+            .args(args)
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        // Wait until it says it is capturing.
         let err = c.stderr.take().unwrap();
         let mut lines = BufReader::new(err).lines();
         let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
@@ -481,15 +484,8 @@ fn a_slow_worker_never_blocks_rx_and_every_drop_is_counted() {
     let m = tmp("b.prom");
     // One worker that takes 20 ms per batch of up to 256 packets: at most ~13 000 packets/s,
     // against a sender at up to 50 000/s.
-    let mut sw = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.cap,
-            env!("CARGO_BIN_EXE_spanwatch"),
-            "live",
-            "--iface",
-            "swl1",
+    let sw = lab.start(
+        &[
             "--xdp-mode",
             "skb",
             "--workers",
@@ -497,17 +493,10 @@ fn a_slow_worker_never_blocks_rx_and_every_drop_is_counted() {
             "--listen",
             "127.0.0.1:9899",
             "--metrics-out",
-        ])
-        .arg(&m)
-        .env("SPANWATCH_FAULT_SLOW_WORKER_US", "20000")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(sw.stderr.take().unwrap()).lines();
-    let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
-    assert!(first.contains("capturing on swl1"), "{first}");
-    std::thread::spawn(move || for _ in lines {});
+            m.to_str().unwrap(),
+        ],
+        &[("SPANWATCH_FAULT_SLOW_WORKER_US", "20000")],
+    );
     // Scrape /metrics (inside the capture namespace) while the flood runs.
     let cap = lab.cap.clone();
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
