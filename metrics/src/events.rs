@@ -49,8 +49,8 @@ impl EventSink {
             Some(tx) if self.block => tx.send(ev).is_ok(),
             Some(tx) => match tx.try_send(ev) {
                 Ok(()) => true,
-                Err(TrySendError::Full(_)) => false,
-                Err(TrySendError::Disconnected(_)) => true,
+                // Full: the writer is behind. Disconnected: it stopped (a write failed, and said so).
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
             },
         }
     }
