@@ -372,11 +372,31 @@ impl Worker {
     }
 }
 
+/// The registry's indices (its bit numbers) of the analyzers for each transport, in registry order,
+/// so a new flow is probed only by the analyzers of its own transport.
+static BY_L4: std::sync::LazyLock<[Vec<usize>; 3]> = std::sync::LazyLock::new(|| {
+    [L4::Tcp, L4::Udp, L4::OtherIp].map(|l4| {
+        (0..PROTOCOLS.len())
+            .filter(|&i| PROTOCOLS[i].l4 == l4)
+            .collect()
+    })
+});
+
+fn candidates(l4: L4) -> &'static [usize] {
+    match l4 {
+        L4::Tcp => &BY_L4[0],
+        L4::Udp => &BY_L4[1],
+        L4::OtherIp => &BY_L4[2],
+        _ => &[],
+    }
+}
+
 fn classify(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env<'_>) {
     f.payload_pkts = f.payload_pkts.saturating_add(1);
     let mut maybe = false;
-    for (bit, pr) in PROTOCOLS.iter().enumerate() {
-        if pr.l4 != f.l4 || f.rejected & (1 << bit) != 0 {
+    for &bit in candidates(f.l4) {
+        let pr = PROTOCOLS[bit];
+        if f.rejected & (1 << bit) != 0 {
             continue;
         }
         match (pr.probe)(pk, &mut f.memo[bit]) {
