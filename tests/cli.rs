@@ -17,15 +17,7 @@ fn tmp(name: &str) -> PathBuf {
 
 #[test]
 fn default_run_reads_the_builtin_capture() {
-    let out = spanwatch()
-        .args(["read", "--workers", "2"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::spanwatch_ok(["read", "--workers", "2"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("lab-default.pcap"), "{text}");
     assert!(

@@ -117,16 +117,8 @@ impl Lab {
     /// Starts `spanwatch live --iface swl1 ARGS` in the capture namespace with `env` set, and
     /// waits until it says it is capturing.
     fn start(&self, args: &[&str], env: &[(&str, &str)]) -> Child {
-        let mut c = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.cap,
-                env!("CARGO_BIN_EXE_spanwatch"),
-                "live",
-                "--iface",
-                "swl1",
-            ])
+        let mut c = self
+            .live()
             .args(args)
             .envs(env.iter().copied())
             .stderr(Stdio::piped())
@@ -157,20 +149,25 @@ impl Lab {
 }
 
 impl Lab {
+    /// `spanwatch live --iface swl1` in the capture namespace.
+    fn live(&self) -> Command {
+        let mut c = Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            &self.cap,
+            env!("CARGO_BIN_EXE_spanwatch"),
+            "live",
+            "--iface",
+            "swl1",
+        ]);
+        c
+    }
+
     /// Runs `spanwatch live ARGS` once in the capture namespace (for runs expected to fail).
     fn run_once(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.cap,
-                env!("CARGO_BIN_EXE_spanwatch"),
-                "live",
-                "--iface",
-                "swl1",
-                "--listen",
-                "off",
-            ])
+        self.live()
+            .args(["--listen", "off"])
             .args(args)
             .output()
             .unwrap()

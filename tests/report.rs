@@ -68,18 +68,9 @@ fn section<'a>(html: &'a str, id: &str) -> &'a str {
 
 fn report(files: &[&Path], name: &str) -> (String, std::path::PathBuf) {
     let page = common::tmp("report", name);
-    let out = Command::new(env!("CARGO_BIN_EXE_spanwatch"))
-        .arg("read")
-        .arg("--report")
-        .arg(&page)
-        .args(files)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut args: Vec<&std::ffi::OsStr> = vec!["read".as_ref(), "--report".as_ref(), page.as_ref()];
+    args.extend(files.iter().map(|f| f.as_os_str()));
+    common::spanwatch_ok(args);
     (std::fs::read_to_string(&page).unwrap(), page)
 }
 

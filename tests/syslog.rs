@@ -106,18 +106,17 @@ fn events_reach_rsyslog_as_rfc5424_over_udp_and_tcp() {
         let Some(r) = rsyslog(name) else { return };
         let port = if scheme == "udp" { r.udp } else { r.tcp };
         let events = common::tmp("syslog", &format!("{name}.ndjson"));
-        let out = Command::new(env!("CARGO_BIN_EXE_spanwatch"))
-            .args(["read", "--syslog", &format!("{scheme}://127.0.0.1:{port}")])
-            .arg("--events")
-            .arg(&events)
-            .arg(common::default_capture())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let target = format!("{scheme}://127.0.0.1:{port}");
+        let capture = common::default_capture();
+        let args: [&std::ffi::OsStr; 6] = [
+            "read".as_ref(),
+            "--syslog".as_ref(),
+            target.as_ref(),
+            "--events".as_ref(),
+            events.as_ref(),
+            capture.as_ref(),
+        ];
+        common::spanwatch_ok(args);
         let file: Vec<serde_json::Value> = std::fs::read_to_string(&events)
             .unwrap()
             .lines()

@@ -226,9 +226,9 @@ mod tests {
         assert_eq!(rfc3339(-1_000_000_000), "1969-12-31T23:59:59Z");
     }
 
-    #[test]
-    fn writes_one_line_per_event() {
-        let dir = std::env::temp_dir().join(format!("spanwatch-ev-{}", std::process::id()));
+    /// A writer to `e.ndjson` in a fresh directory named after `tag`.
+    fn file_writer(tag: &str) -> (PathBuf, PathBuf, EventWriter, EventSink) {
+        let dir = std::env::temp_dir().join(format!("spanwatch-{tag}-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         let p = dir.join("e.ndjson");
         let out = Outputs {
@@ -238,6 +238,12 @@ mod tests {
         let (w, sink) = EventWriter::start(&out, true, &Hub::new())
             .unwrap()
             .unwrap();
+        (dir, p, w, sink)
+    }
+
+    #[test]
+    fn writes_one_line_per_event() {
+        let (dir, p, w, sink) = file_writer("ev");
         sink.send(serde_json::json!({"a": 1}));
         sink.send(serde_json::json!({"b": 2}));
         drop(sink);
@@ -249,16 +255,7 @@ mod tests {
 
     #[test]
     fn sighup_flag_reopens_the_file_by_name() {
-        let dir = std::env::temp_dir().join(format!("spanwatch-rot-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        let p = dir.join("e.ndjson");
-        let out = Outputs {
-            file: Some(p.to_str().unwrap().to_string()),
-            syslog: None,
-        };
-        let (w, sink) = EventWriter::start(&out, true, &Hub::new())
-            .unwrap()
-            .unwrap();
+        let (dir, p, w, sink) = file_writer("rot");
         sink.send(serde_json::json!({"n": 1}));
         // Wait for the line, rotate as logrotate does, then signal.
         for _ in 0..100 {

@@ -87,10 +87,13 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Runs `spanwatch read --format json ARGS…`, asserts success, returns the summary.
-pub fn read_json(args: &[&std::ffi::OsStr]) -> serde_json::Value {
+/// Runs `spanwatch ARGS…`, asserts it succeeded (showing its stderr if not), returns its output.
+pub fn spanwatch_ok<I, S>(args: I) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"))
-        .args(["read", "--format", "json"])
         .args(args)
         .output()
         .unwrap();
@@ -99,7 +102,15 @@ pub fn read_json(args: &[&std::ffi::OsStr]) -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    out
+}
+
+/// Runs `spanwatch read --format json ARGS…`, asserts success, returns the summary.
+pub fn read_json(args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let mut all: Vec<&std::ffi::OsStr> =
+        vec!["read".as_ref(), "--format".as_ref(), "json".as_ref()];
+    all.extend_from_slice(args);
+    serde_json::from_slice(&spanwatch_ok(all).stdout).unwrap()
 }
 
 /// Whether a command is on PATH.
