@@ -506,6 +506,7 @@ fn read(a: ReadArgs) -> anyhow::Result<()> {
             events: sink,
             hub: hub.clone(),
             timeline: timeline.clone(),
+            sequential: std::env::var_os("SPANWATCH_SEQUENTIAL_READ").is_some(),
         },
         &progress,
     );
@@ -539,10 +540,10 @@ fn read(a: ReadArgs) -> anyhow::Result<()> {
     if metrics_out.as_deref() != Some("-") && events_path.as_deref() != Some("-") {
         match format {
             Format::Text => print_text(&snap, &report, elapsed, workers),
-            Format::Json => println!(
-                "{}",
+            Format::Json => print_out(&format!(
+                "{}\n",
                 serde_json::to_string_pretty(&summary_json(&snap, &report, elapsed, workers))?
-            ),
+            )),
         }
     }
     if let Some(s) = server {
@@ -708,6 +709,26 @@ fn print_text_source(
     workers: usize,
     src: Source,
 ) {
+    let mut o = String::new();
+    text_summary(&mut o, c, r, elapsed, workers, src);
+    print_out(&o);
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error worth a panic.
+fn print_out(s: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(s.as_bytes());
+}
+
+fn text_summary(
+    o: &mut String,
+    c: &Counters,
+    r: &Report,
+    elapsed: std::time::Duration,
+    workers: usize,
+    src: Source,
+) {
+    use std::fmt::Write;
     let packets = c.get(slot::packets(src));
     let bytes = c.get(slot::bytes(src));
     let names: Vec<&str> = r
@@ -716,13 +737,14 @@ fn print_text_source(
         .map(|f| f.path.rsplit('/').next().unwrap_or(&f.path))
         .collect();
     if src == Source::Pcap {
-        println!("spanwatch read: {}", names.join(", "));
+        let _ = writeln!(o, "spanwatch read: {}", names.join(", "));
     } else {
-        println!("spanwatch live");
+        let _ = writeln!(o, "spanwatch live");
     }
-    println!("  packets   {packets}   bytes {bytes}");
+    let _ = writeln!(o, "  packets   {packets}   bytes {bytes}");
     if let Some((s, e)) = r.span() {
-        println!(
+        let _ = writeln!(
+            o,
             "  capture   {} → {}  ({:.3} s)",
             metrics::events::rfc3339(s),
             metrics::events::rfc3339(e),
@@ -730,34 +752,37 @@ fn print_text_source(
         );
     }
     let secs = elapsed.as_secs_f64().max(1e-9);
-    println!(
+    let _ =
+        writeln!(o,
         "  analyzed  in {:.3} s with {workers} worker(s): {:.0} packets/s, peak memory {:.1} MiB",
         secs,
         packets as f64 / secs,
         max_rss_bytes() as f64 / (1 << 20) as f64
     );
-    println!();
-    println!(
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
         "  {:<10} {:>8} {:>8} {:>8}",
         "sessions", "IPv4", "IPv6", "total"
     );
     for p in Proto::ALL {
         let (v4, v6) = sessions(c, p);
         if v4 + v6 > 0 {
-            println!("  {:<10} {:>8} {:>8} {:>8}", p.as_str(), v4, v6, v4 + v6);
+            let _ = writeln!(o, "  {:<10} {:>8} {:>8} {:>8}", p.as_str(), v4, v6, v4 + v6);
         }
     }
-    println!();
+    let _ = writeln!(o);
     let logins: Vec<String> = LoginOutcome::ALL
         .iter()
         .map(|o| format!("{} {}", c.get(slot::ftp_login(*o)), o.as_str()))
         .collect();
-    println!("  cleartext FTP logins: {}", logins.join(", "));
+    let _ = writeln!(o, "  cleartext FTP logins: {}", logins.join(", "));
     let resumed: u64 = metrics::ResumeMethod::ALL
         .iter()
         .map(|m| c.get(slot::tls_resumed(*m)))
         .sum();
-    println!(
+    let _ = writeln!(
+        o,
         "  TLS: {} ClientHellos, {} resumed, {} stapled OCSP",
         c.get(slot::TLS_HANDSHAKES),
         resumed,
@@ -767,8 +792,8 @@ fn print_text_source(
         .iter()
         .map(|k| format!("{} {}", c.get(slot::http_request(*k)), k.as_str()))
         .collect();
-    println!("  HTTP requests: {}", http.join(", "));
-    println!(
+    let _ = writeln!(o, "  HTTP requests: {}", http.join(", "));
+    let _ = writeln!(o,
         "  timestamps: {} negative deltas, {} zero deltas, {} impossible spacing, {} causality violations",
         c.get(slot::ts_negative(src)),
         c.get(slot::ts_zero(src)),
@@ -785,11 +810,11 @@ fn print_text_source(
             .filter(|e| c.get(slot::decode_error(**e)) > 0)
             .map(|e| format!("{} {}", c.get(slot::decode_error(*e)), e.as_str()))
             .collect();
-        println!("  not analyzed: {}", parts.join(", "));
+        let _ = writeln!(o, "  not analyzed: {}", parts.join(", "));
     }
     let tr = c.get(slot::capture_dropped(DropReason::TruncatedRecord, None));
     if tr > 0 {
-        println!("  truncated records: {tr}");
+        let _ = writeln!(o, "  truncated records: {tr}");
     }
 }
 
@@ -985,6 +1010,7 @@ fn live(a: LiveArgs) -> anyhow::Result<()> {
         events: sink,
         hub: hub.clone(),
         timeline: None,
+        sequential: false,
     };
     let pool = analyzer::pipeline::Workers::start(&opts, Source::Xdp, nq);
     let capture = xdp::Capture::start(&xopts, |q| {

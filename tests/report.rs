@@ -43,6 +43,7 @@ fn timeline_adds_up_to_the_counters_on_every_capture() {
             events: metrics::events::EventSink::disabled(),
             hub: hub.clone(),
             timeline: Some(col.clone()),
+            sequential: false,
         };
         pipeline::run(
             pipeline::open_all(std::slice::from_ref(f)).unwrap(),

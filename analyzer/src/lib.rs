@@ -1,7 +1,8 @@
 //! spanwatch analyzer: everything between a captured frame and a counter. Read in pipeline order:
 //! `source` (files) → `decode` + `hash` + `timestamps` (reader thread) → `batch` (to workers) →
 //! `worker` (`flow` table, `frag` and `stream` reassembly, `protocols/*`) → counters and events.
-//! `pipeline` wires the threads for an offline read; `timeline` keeps counters over capture time
+//! `pipeline` wires the threads for an offline read (`parallel`: the reader that scales with the
+//! workers, for libpcap files); `timeline` keeps counters over capture time
 //! for the report. This crate knows no command line and never
 //! imports the `xdp` crate.
 
@@ -10,6 +11,7 @@ pub mod decode;
 pub mod flow;
 pub mod frag;
 pub mod hash;
+mod parallel;
 pub mod pipeline;
 pub mod protocols;
 pub mod source;

@@ -30,6 +30,9 @@ pub struct Options {
     pub hub: Hub,
     /// Keep counters over capture time for these slots (`read --report`).
     pub timeline: Option<Collector>,
+    /// Read files with the sequential reader even where the parallel one applies (for comparing
+    /// the two; `SPANWATCH_SEQUENTIAL_READ` sets it on the command line).
+    pub sequential: bool,
 }
 
 /// Batches a worker queue holds.
@@ -329,7 +332,14 @@ pub fn open_all(paths: &[PathBuf]) -> Result<Vec<PcapFile>, ReadError> {
 }
 
 /// Reads `files` through the pipeline; counters land in `opts.hub`.
+/// libpcap files are read in parallel (`parallel`); pcapng, and any read that keeps a timeline
+/// for the report, take the sequential reader (as does a read with `opts.sequential`).
 pub fn run(files: Vec<PcapFile>, opts: Options, progress: &(dyn Fn(u64) + Sync)) -> Report {
+    if opts.timeline.is_none() && !opts.sequential {
+        if let Some(legacy) = crate::parallel::legacy_all(&files) {
+            return crate::parallel::run(&files, legacy, &opts, progress);
+        }
+    }
     let workers = Workers::start(&opts, Source::Pcap, 1);
     let mut p = workers.producer(&opts, Source::Pcap, None, true);
     let mut report = Report::default();

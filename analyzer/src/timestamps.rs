@@ -143,33 +143,19 @@ impl TsChecker {
             if *budget < EVENTS_PER_SOURCE {
                 *budget += 1;
                 emit(self::event(
-                    action, origin, iface, number, delta, ts, p, flow,
+                    action, origin, iface, number, delta, ts, p.number, p.flow, flow,
                 ));
             }
         };
-        let mut out = Anomaly::None;
-        if delta < 0 {
-            c.inc(slot::ts_negative(src));
-            c.observe_ns(slot::neg_hist(src), delta.unsigned_abs());
-            out = Anomaly::Negative;
+        let (out, impossible) = measure(c, src, bps, delta, wire_len);
+        if out == Anomaly::Negative {
             let mut budget = p.neg_events;
             report("timestamp-negative-delta", &mut budget, p);
             p.neg_events = budget;
-        } else {
-            c.observe_ns(slot::iat_hist(src), delta as u64);
-            if delta == 0 {
-                c.inc(slot::ts_zero(src));
-                out = Anomaly::Zero;
-            }
-            if Self::impossible(bps, delta, wire_len) {
-                c.inc(slot::ts_impossible(src));
-                if out == Anomaly::None {
-                    out = Anomaly::Impossible;
-                }
-                let mut budget = p.spacing_events;
-                report("timestamp-impossible-spacing", &mut budget, p);
-                p.spacing_events = budget;
-            }
+        } else if impossible {
+            let mut budget = p.spacing_events;
+            report("timestamp-impossible-spacing", &mut budget, p);
+            p.spacing_events = budget;
         }
         p.ts = ts;
         p.number = number;
@@ -178,15 +164,49 @@ impl TsChecker {
     }
 }
 
+/// Counts one inter-arrival `delta` (the histograms and the negative, zero and impossible-spacing
+/// counters) and says what it is: the anomaly, and whether the spacing is impossible at the link
+/// speed (a zero delta is both). The sequential checker and the parallel reader share it.
+#[inline]
+pub fn measure(
+    c: &mut Counters,
+    src: Source,
+    link_bps: u64,
+    delta: i64,
+    wire_len: u32,
+) -> (Anomaly, bool) {
+    if delta < 0 {
+        c.inc(slot::ts_negative(src));
+        c.observe_ns(slot::neg_hist(src), delta.unsigned_abs());
+        return (Anomaly::Negative, false);
+    }
+    let mut out = Anomaly::None;
+    c.observe_ns(slot::iat_hist(src), delta as u64);
+    if delta == 0 {
+        c.inc(slot::ts_zero(src));
+        out = Anomaly::Zero;
+    }
+    let impossible = TsChecker::impossible(link_bps, delta, wire_len);
+    if impossible {
+        c.inc(slot::ts_impossible(src));
+        if out == Anomaly::None {
+            out = Anomaly::Impossible;
+        }
+    }
+    (out, impossible)
+}
+
+/// The event for one anomaly (`prev_*`: the packet before it from the same source).
 #[allow(clippy::too_many_arguments)]
-fn event(
+pub(crate) fn event(
     action: &str,
     origin: &str,
     iface: u32,
     number: u64,
     delta: i64,
     ts: i64,
-    prev: &Prev,
+    prev_number: u64,
+    prev_flow: Option<FlowId>,
     flow: Option<FlowId>,
 ) -> serde_json::Value {
     json!({
@@ -196,10 +216,10 @@ fn event(
         "spanwatch": {
             "capture": origin,
             "packet_number": number,
-            "previous_packet_number": prev.number,
+            "previous_packet_number": prev_number,
             "delta_seconds": delta as f64 * 1e-9,
             "flow": flow.map(|f| f.json()),
-            "previous_flow": prev.flow.map(|f| f.json()),
+            "previous_flow": prev_flow.map(|f| f.json()),
         }
     })
 }

@@ -82,19 +82,28 @@ impl Worker {
     }
 
     pub fn process(&mut self, b: &Batch) {
-        for p in &b.pkts {
+        self.process_pkts(&b.pkts, &b.data, i64::MIN, b.now_ns);
+    }
+
+    /// Processes `pkts`, whose payloads lie in `data`, in order. Each packet's clock is the larger
+    /// of its own and `clock_floor` (the parallel reader knows only a block's own clock); `now_ns`
+    /// is the producer's clock once the packets are read.
+    pub fn process_pkts(&mut self, pkts: &[BatchPkt], data: &[u8], clock_floor: i64, now_ns: i64) {
+        for p in pkts {
             if let Some((t, _)) = &mut self.timeline {
                 t.tick(p.ts_ns, &self.c);
             }
             // Packet time drives expiry, on the reader's clock (the latest time seen anywhere).
-            if p.clock_ns > self.now {
-                self.advance(p.clock_ns);
+            let clock = p.clock_ns.max(clock_floor);
+            if clock > self.now {
+                self.advance(clock);
             }
-            self.packet(p, b.payload(p));
+            let payload = &data[p.payload_off as usize..(p.payload_off + p.payload_len) as usize];
+            self.packet(p, payload);
         }
         // The reader's clock moves a quiet worker's flows along too.
-        if b.now_ns > self.now {
-            self.advance(b.now_ns);
+        if now_ns > self.now {
+            self.advance(now_ns);
         }
         self.publish();
     }

@@ -1,15 +1,44 @@
 #!/usr/bin/env bash
-# Scaling of `spanwatch read --workers N` on one input, same machine, same run: median of 3.
+# Scaling of `spanwatch read --workers N` on generated inputs, parallel reader against the
+# sequential one (SPANWATCH_SEQUENTIAL_READ=1) and `tcpdump -r FILE -w /dev/null`, all in the same
+# run on the same machine: median of 5 wall-clock runs each, files in the page cache. Meant for a
+# many-core machine (the device tool's 16 cores); the binaries are carried there prebuilt.
+#   usage: bench/scripts/scale-workers.sh [PACKETS] [WORKERS…]   (default 2000000; 1 2 4 8 12)
+set -euo pipefail
 B=${BIN:-target/release/spanwatch}
-DIR=${DIR:-.devcarry}   # holds reddit.pcap and ult.pcapng (copies of the corpus captures)
-echo "cpus $(nproc); $(uname -r); $(ldd --version | head -1)"
-for input in reddit ult; do
-  if [ $input = reddit ]; then f=$DIR/reddit.pcap; n=400; else f=$DIR/ult.pcapng; n=40; fi
-  args=(); for i in $(seq $n); do args+=("$f"); done
-  $B read --workers 1 "${args[@]}" >/dev/null  # warm the page cache
-  for w in 1 2 4 8 12; do
-    for r in 1 2 3; do
-      $B read --workers $w --format json "${args[@]}" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["elapsed_seconds"], d["packets"])'
-    done | sort -g | sed -n 2p | awk -v w=$w -v i=$input '{printf "%s workers=%d median_s=%.3f packets=%d Mpps=%.2f\n", i, w, $1, $2, $2/$1/1e6}'
+G=${GEN:-target/release/gen}
+N=${1:-2000000}; [ $# -gt 0 ] && shift
+if [ $# -gt 0 ]; then WORKERS=("$@"); else WORKERS=(1 2 4 8 12); fi
+DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT
+OUTF=${OUT:-.}/scaling.txt
+{
+echo "cpus $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); kernel $(uname -r); $(ldd --version | head -1)"
+for sc in mix udp-flood; do
+  $G --scenario $sc --packets "$N" --seed 1 -o "$DIR/$sc.pcap" >/dev/null
+  cat "$DIR/$sc.pcap" >/dev/null
+done
+median() {  # median wall seconds of 5 runs of "$@"
+  for r in 1 2 3 4 5; do
+    s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N)
+    awk -v s="$s" -v e="$e" 'BEGIN {printf "%.6f\n", e - s}' 
+  done | sort -g | sed -n 3p
+}
+for sc in mix udp-flood; do
+  f=$DIR/$sc.pcap
+  pk=$($B read --workers 1 --format json "$f" | awk '/^  "packets"/ {gsub(/[^0-9]/, ""); p = $0} END {print p}')
+  if command -v tcpdump >/dev/null; then
+    t=$(median tcpdump -r "$f" -w /dev/null)
+    printf '%s tool=tcpdump-read workers=- median_s=%.3f Mpps=%.2f\n' $sc "$t" "$(awk -v p="$pk" -v t="$t" 'BEGIN {print p / t / 1e6}')"
+  fi
+  for w in "${WORKERS[@]}"; do
+    for mode in parallel sequential; do
+      if [ $mode = sequential ]; then
+        t=$(median env SPANWATCH_SEQUENTIAL_READ=1 $B read --workers $w "$f")
+      else
+        t=$(median $B read --workers $w "$f")
+      fi
+      printf '%s tool=%s workers=%d median_s=%.3f Mpps=%.2f\n' $sc $mode $w "$t" "$(awk -v p="$pk" -v t="$t" 'BEGIN {print p / t / 1e6}')"
+    done
   done
-done | tee "${OUT:-.}/scaling.txt"
+done
+} | tee "$OUTF"

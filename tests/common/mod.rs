@@ -34,6 +34,17 @@ pub fn analyze_with(
     max_flows: usize,
     link_bps: u64,
 ) -> Counters {
+    analyze_reader(files, workers, max_flows, link_bps, false).0
+}
+
+/// As `analyze_with`, choosing the reader; also returns what the reader learnt of each file.
+pub fn analyze_reader(
+    files: &[PathBuf],
+    workers: usize,
+    max_flows: usize,
+    link_bps: u64,
+    sequential: bool,
+) -> (Counters, pipeline::Report) {
     let opened = pipeline::open_all(files).expect("capture opens");
     let hub = Hub::new();
     let opts = Options {
@@ -44,9 +55,10 @@ pub fn analyze_with(
         events: metrics::events::EventSink::disabled(),
         hub: hub.clone(),
         timeline: None,
+        sequential,
     };
-    pipeline::run(opened, opts, &|_| {});
-    hub.snapshot()
+    let report = pipeline::run(opened, opts, &|_| {});
+    (hub.snapshot(), report)
 }
 
 /// GROUND_TRUTH.tsv as (file, column → value) rows.

@@ -48,6 +48,8 @@ struct Iface {
 
 pub struct PcapFile {
     path: String,
+    /// Where it was opened from (None for a capture handed over as a reader).
+    fs_path: Option<std::path::PathBuf>,
     reader: Box<dyn PcapReaderIterator + Send>,
     /// Legacy pcap: link type and whether timestamps are in ns.
     legacy: Option<(u32, bool, u32)>,
@@ -84,7 +86,27 @@ impl PcapFile {
             path: p.clone(),
             reason: io_reason(&e),
         })?;
-        Self::from_reader(p, r, size)
+        let mut f = Self::from_reader(p, r, size)?;
+        f.fs_path = Some(path.to_path_buf());
+        Ok(f)
+    }
+
+    /// The file again from its start as a legacy (libpcap) capture, for the parallel reader:
+    /// None for pcapng, the "modified" pcap variant, or a capture not opened from a path.
+    pub fn legacy(&self) -> Option<Legacy> {
+        let (mut r, _) = open_reader(self.fs_path.as_deref()?).ok()?;
+        let mut h = [0u8; 24];
+        r.read_exact(&mut h).ok()?;
+        let (_, hdr) = pcap_parser::parse_pcap_header(&h).ok()?;
+        if hdr.is_modified_format() {
+            return None;
+        }
+        Some(Legacy {
+            reader: r,
+            link: hdr.network.0 as u32,
+            ns: hdr.is_nanosecond_precision(),
+            big_endian: hdr.is_bigendian(),
+        })
     }
 
     /// A capture from any reader (`name` is how it is reported); `size` feeds the progress bar.
@@ -107,6 +129,7 @@ impl PcapFile {
         Ok(PcapFile {
             path: p,
             reader,
+            fs_path: None,
             legacy: None,
             ifaces: Vec::new(),
             section_base: 0,
@@ -137,12 +160,7 @@ impl PcapFile {
                         }
                         PcapBlockOwned::Legacy(b) => {
                             let (link, ns, snaplen) = self.legacy.unwrap_or((1, false, 0));
-                            let frac = if ns {
-                                b.ts_usec as i64
-                            } else {
-                                b.ts_usec as i64 * 1000
-                            };
-                            let ts = b.ts_sec as i64 * 1_000_000_000 + frac;
+                            let ts = legacy_ts(b.ts_sec, b.ts_usec, ns);
                             last_ts = ts;
                             let data = clamp(b.data, b.caplen, snaplen);
                             st.frames += 1;
@@ -265,6 +283,57 @@ impl PcapFile {
         }
         progress(st.bytes_read);
         st
+    }
+}
+
+/// A legacy capture positioned after its 24-byte file header.
+pub struct Legacy {
+    pub reader: Box<dyn Read + Send>,
+    pub link: u32,
+    pub ns: bool,
+    pub big_endian: bool,
+}
+
+/// Length of the file header of a legacy capture.
+pub const LEGACY_HEADER: u64 = 24;
+/// The largest record (header and data) either reader accepts; a larger one is corrupt data.
+pub const MAX_RECORD: usize = MAX_BUF;
+
+/// One legacy record at the start of `b` (parsed by pcap-parser): capture time in ns, wire length,
+/// the captured bytes, and the record's length in the file. None while `b` holds less than a whole
+/// record. Both readers turn records into frames here.
+#[inline]
+pub fn legacy_record(b: &[u8], big_endian: bool, ns: bool) -> Option<(i64, u32, &[u8], usize)> {
+    let parsed = if big_endian {
+        pcap_parser::parse_pcap_frame_be(b)
+    } else {
+        pcap_parser::parse_pcap_frame(b)
+    };
+    let (rest, r) = parsed.ok()?;
+    let ts = legacy_ts(r.ts_sec, r.ts_usec, ns);
+    let data = clamp(r.data, r.caplen, 0);
+    Some((
+        ts,
+        r.origlen.max(data.len() as u32),
+        data,
+        b.len() - rest.len(),
+    ))
+}
+
+/// A legacy record's time in ns since the epoch (`frac` is µs, or ns in a nanosecond capture).
+#[inline]
+fn legacy_ts(sec: u32, frac: u32, ns: bool) -> i64 {
+    sec as i64 * 1_000_000_000 + if ns { frac as i64 } else { frac as i64 * 1000 }
+}
+
+/// The caplen field of the legacy record header at the start of `b` (which holds ≥ 16 bytes).
+#[inline]
+pub fn legacy_caplen(b: &[u8], big_endian: bool) -> u32 {
+    let f = [b[8], b[9], b[10], b[11]];
+    if big_endian {
+        u32::from_be_bytes(f)
+    } else {
+        u32::from_le_bytes(f)
     }
 }
 

@@ -1,0 +1,569 @@
+//! The parallel offline reader for legacy (libpcap) captures, so that reading a file scales with
+//! the workers. The reader thread only reads: blocks of whole records, found by hopping record
+//! headers. Turning a block into work — decoding every frame, checking its timestamp against the
+//! one before, sharding it by the address-pair hash — is done by whichever thread is free (a
+//! worker with nothing to process, the reader waiting for a buffer): any block, in any order.
+//! Every worker then takes its share of every block in file order, so each flow's packets, the
+//! capture clock and the timestamp events arrive exactly as the sequential pipeline delivers
+//! them, and the counts are the same (tests/parallel.rs compares the two on the corpus).
+//! Buffers are pooled: a block goes back to the reader when the last worker lets go of it.
+
+use crate::batch::{Batch, Pkt};
+use crate::decode::decode;
+use crate::hash::pick;
+use crate::pipeline::{FileReport, Options, Report};
+use crate::source::pcap::{
+    legacy_caplen, legacy_record, Legacy, PcapFile, LEGACY_HEADER, MAX_RECORD,
+};
+use crate::timestamps::{self, measure, Anomaly, FlowId, EVENTS_PER_SOURCE};
+use crate::worker::Worker;
+use crossbeam_channel::{bounded, select, Receiver, Sender};
+use metrics::events::EventSink;
+use metrics::{slot, Counters, DropReason, Source};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Bytes of file per block (a record larger than this gets a block of its own).
+const BLOCK: usize = 512 * 1024;
+
+/// Offset and length of a frame within a block's data.
+type Range = (u32, u32);
+
+/// A timestamp anomaly found while partitioning, turned into an event (or not: the budget is
+/// per file, so it is spent in file order) when the block is processed.
+struct Cand {
+    negative: bool,
+    number: u64,
+    delta: i64,
+    ts: i64,
+    prev_number: u64,
+    /// The frame, and the previous one (None: the block's `prev_frame`), as ranges of `data`.
+    frame: Range,
+    prev: Option<Range>,
+}
+
+/// The reusable buffers of one block.
+#[derive(Default)]
+struct Bufs {
+    data: Vec<u8>,
+    parts: Vec<Vec<Pkt>>,
+    cands: Vec<Cand>,
+    /// The frame of the record before the block's first (for an event naming its flow).
+    prev_frame: Vec<u8>,
+}
+
+/// A block as read: whole records, not yet decoded.
+struct RawBlock {
+    seq: u64,
+    file: usize,
+    first_number: u64,
+    /// The record before the first: its time and number (None at the start of a file).
+    prev: Option<(i64, u64)>,
+    bufs: Bufs,
+}
+
+/// A partitioned block, shared by every worker; its buffers go back to the pool on drop.
+struct Block {
+    seq: u64,
+    file: usize,
+    /// The latest capture time within the block.
+    clock: i64,
+    bufs: Bufs,
+    recycle: Sender<Bufs>,
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        // The pool channel holds every buffer set there is: this send never blocks.
+        let _ = self.recycle.send(std::mem::take(&mut self.bufs));
+    }
+}
+
+/// What every thread of the parallel read shares.
+struct Ctx {
+    todo: Receiver<RawBlock>,
+    outs: Vec<Sender<Arc<Block>>>,
+    recycle: Sender<Bufs>,
+    /// Blocks in all (set when the reader is done, before `todo` closes).
+    total: AtomicU64,
+    files: Vec<FileCtx>,
+    link_bps: u64,
+    events: EventSink,
+}
+
+struct FileCtx {
+    origin: String,
+    link: u32,
+    big_endian: bool,
+    ns: bool,
+    first_ts: AtomicI64,
+    last_ts: AtomicI64,
+}
+
+/// A thread's counters for the reader-side work it does (packets, bytes, decode errors,
+/// timestamps), published once per block.
+struct Side {
+    c: Counters,
+    publish: Arc<metrics::Shared>,
+}
+
+impl Side {
+    fn new(opts: &Options) -> Side {
+        Side {
+            c: Counters::new(),
+            publish: opts.hub.register(),
+        }
+    }
+}
+
+/// The files `run` can read in parallel: every one a legacy capture opened from a path.
+pub(crate) fn legacy_all(files: &[PcapFile]) -> Option<Vec<Legacy>> {
+    files.iter().map(|f| f.legacy()).collect()
+}
+
+/// Reads `files` (each `legacy[i]` positioned after its header) through `opts.workers` workers.
+pub(crate) fn run(
+    files: &[PcapFile],
+    legacy: Vec<Legacy>,
+    opts: &Options,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Report {
+    let n = opts.workers.max(1);
+    let pool = 4 * n + 4;
+    let (todo_tx, todo_rx) = bounded::<RawBlock>(pool);
+    let (recycle_tx, recycle_rx) = bounded::<Bufs>(pool);
+    for _ in 0..pool {
+        let _ = recycle_tx.send(Bufs {
+            parts: (0..n).map(|_| Vec::new()).collect(),
+            ..Bufs::default()
+        });
+    }
+    let mut outs = Vec::with_capacity(n);
+    let mut ins = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (tx, rx) = bounded::<Arc<Block>>(pool);
+        outs.push(tx);
+        ins.push(rx);
+    }
+    let ctx = Arc::new(Ctx {
+        todo: todo_rx,
+        outs,
+        recycle: recycle_tx,
+        total: AtomicU64::new(u64::MAX),
+        files: files
+            .iter()
+            .zip(&legacy)
+            .map(|(f, l)| FileCtx {
+                origin: f.path().to_string(),
+                link: l.link,
+                big_endian: l.big_endian,
+                ns: l.ns,
+                first_ts: AtomicI64::new(i64::MAX),
+                last_ts: AtomicI64::new(i64::MIN),
+            })
+            .collect(),
+        link_bps: opts.link_bps.max(1),
+        events: opts.events.clone(),
+    });
+    let per_worker_flows = (opts.max_flows / n).max(1);
+    let cfg = Arc::new(opts.cfg.clone());
+    let handles: Vec<_> = ins
+        .into_iter()
+        .enumerate()
+        .map(|(w, mine)| {
+            let worker = Worker::new(
+                per_worker_flows,
+                opts.hub.register(),
+                opts.events.clone(),
+                cfg.clone(),
+                Source::Pcap,
+            );
+            let side = Side::new(opts);
+            let ctx = ctx.clone();
+            std::thread::Builder::new()
+                .name(format!("worker-{w}"))
+                .spawn(move || worker_loop(w, worker, side, &ctx, mine))
+                .expect("spawn worker thread")
+        })
+        .collect();
+
+    let mut side = Side::new(opts);
+    let mut report = Report::default();
+    let mut seq = 0u64;
+    let mut done_bytes = 0u64;
+    for (fi, l) in legacy.into_iter().enumerate() {
+        let fr = read_file(
+            fi,
+            l,
+            &ctx,
+            &todo_tx,
+            &recycle_rx,
+            &mut side,
+            &mut seq,
+            &|b| progress(done_bytes + b),
+        );
+        done_bytes += fr.1;
+        report.files.push(fr.0);
+    }
+    ctx.total.store(seq, Ordering::SeqCst);
+    drop(todo_tx);
+    // Help with what is left to partition, then wait for the workers.
+    while let Ok(raw) = ctx.todo.recv() {
+        partition(raw, &ctx, &mut side);
+    }
+    side.publish.publish(&side.c);
+    for h in handles {
+        let _ = h.join();
+    }
+    for (fr, f) in report.files.iter_mut().zip(&ctx.files) {
+        if fr.frames > 0 {
+            fr.first_ts = Some(f.first_ts.load(Ordering::SeqCst));
+            fr.last_ts = Some(f.last_ts.load(Ordering::SeqCst));
+        }
+    }
+    report
+}
+
+/// Reads one file into raw blocks; returns its report (times filled in later) and bytes read.
+#[allow(clippy::too_many_arguments)]
+fn read_file(
+    fi: usize,
+    mut l: Legacy,
+    ctx: &Ctx,
+    todo: &Sender<RawBlock>,
+    recycle: &Receiver<Bufs>,
+    side: &mut Side,
+    seq: &mut u64,
+    progress: &dyn Fn(u64),
+) -> (FileReport, u64) {
+    let f = &ctx.files[fi];
+    let mut fr = FileReport {
+        path: f.origin.clone(),
+        ..FileReport::default()
+    };
+    let mut bytes = LEGACY_HEADER;
+    let mut carry: Vec<u8> = Vec::new();
+    // The last record handed on: its time, number and frame (for the next block's first check).
+    let mut prev: Option<(i64, u64)> = None;
+    let mut prev_frame: Vec<u8> = Vec::new();
+    let mut eof = false;
+    while !eof {
+        let mut bufs = take_bufs(ctx, recycle, side);
+        let data = &mut bufs.data;
+        data.clear();
+        data.extend_from_slice(&carry);
+        carry.clear();
+        let mut want = BLOCK;
+        // Read until the block holds at least one whole record (or the file ends).
+        let (end, records, last) = loop {
+            if data.len() < want {
+                let need = (want - data.len()) as u64;
+                match (&mut l.reader).take(need).read_to_end(data) {
+                    Ok(got) if (got as u64) < need => eof = true,
+                    Ok(_) => {}
+                    Err(e) => {
+                        fr.corrupt = Some((bytes, format!("read failed: {e}")));
+                        eof = true;
+                    }
+                }
+            }
+            let (end, records, next, last) = hop(data, f.big_endian);
+            if records > 0 || eof {
+                break (end, records, last);
+            }
+            // One record larger than the block: grow it, up to the largest record there is.
+            if next > MAX_RECORD {
+                break (0, 0, 0);
+            }
+            want = next.max(data.len() + 1);
+        };
+        if fr.corrupt.is_none() && end < data.len() {
+            let (_, _, next, _) = hop(&data[end..], f.big_endian);
+            if next > MAX_RECORD {
+                // A record too large to take. Like the sequential reader: corrupt data if the
+                // file goes on for the largest record there is, else a cut-off last record.
+                let have = (data.len() - end) as u64;
+                let more = std::io::copy(
+                    &mut (&mut l.reader).take(MAX_RECORD as u64 - have.min(MAX_RECORD as u64)),
+                    &mut std::io::sink(),
+                )
+                .unwrap_or(0);
+                if have + more >= MAX_RECORD as u64 {
+                    fr.corrupt = Some((bytes + end as u64, "record larger than 16 MiB".into()));
+                } else {
+                    fr.truncated_records += 1;
+                }
+                eof = true;
+            } else if eof {
+                // Bytes left that do not make a whole record: a cut-off capture.
+                fr.truncated_records += 1;
+            } else {
+                carry.extend_from_slice(&data[end..]);
+            }
+        }
+        data.truncate(end);
+        bytes += end as u64;
+        if records == 0 {
+            let _ = ctx.recycle.send(bufs);
+            continue;
+        }
+        bufs.prev_frame.clear();
+        bufs.prev_frame.extend_from_slice(&prev_frame);
+        let raw = RawBlock {
+            seq: *seq,
+            file: fi,
+            first_number: fr.frames + 1,
+            prev,
+            bufs,
+        };
+        fr.frames += records;
+        // The block's last record is the next one's "previous".
+        if let Some((ts, _, frame, _)) = legacy_record(&raw.bufs.data[last..], f.big_endian, f.ns) {
+            prev = Some((ts, fr.frames));
+            prev_frame.clear();
+            prev_frame.extend_from_slice(frame);
+        }
+        *seq += 1;
+        if todo.send(raw).is_err() {
+            break;
+        }
+        progress(bytes);
+    }
+    let c = &mut side.c;
+    if fr.truncated_records > 0 {
+        c.add(
+            slot::capture_dropped(DropReason::TruncatedRecord, None),
+            fr.truncated_records,
+        );
+    }
+    if fr.corrupt.is_some() {
+        c.inc(slot::capture_dropped(DropReason::CorruptRecord, None));
+    }
+    progress(bytes);
+    (fr, bytes)
+}
+
+/// Hops the record headers of `b`: (bytes of whole records, how many, the length of the first
+/// record that is not whole — or 0 when `b` ends exactly —, where the last whole record starts).
+#[inline]
+fn hop(b: &[u8], big_endian: bool) -> (usize, u64, usize, usize) {
+    let (mut pos, mut n, mut last) = (0usize, 0u64, 0usize);
+    while b.len() - pos >= 16 {
+        let len = 16 + legacy_caplen(&b[pos..], big_endian) as usize;
+        if len > MAX_RECORD || b.len() - pos < len {
+            return (pos, n, len, last);
+        }
+        last = pos;
+        pos += len;
+        n += 1;
+    }
+    let rest = b.len() - pos;
+    (pos, n, if rest == 0 { 0 } else { 16 }, last)
+}
+
+/// A free buffer set; while there is none, partition what is waiting instead of idling.
+fn take_bufs(ctx: &Ctx, recycle: &Receiver<Bufs>, side: &mut Side) -> Bufs {
+    loop {
+        if let Ok(b) = recycle.try_recv() {
+            return b;
+        }
+        select! {
+            recv(recycle) -> b => if let Ok(b) = b { return b },
+            recv(ctx.todo) -> raw => if let Ok(raw) = raw { partition(raw, ctx, side) },
+        }
+    }
+}
+
+/// Decodes, checks and shards every record of `raw`, then hands the block to every worker.
+fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
+    let RawBlock {
+        seq,
+        file,
+        first_number,
+        prev,
+        mut bufs,
+    } = raw;
+    let f = &ctx.files[file];
+    let (n, src, bps) = (ctx.outs.len(), Source::Pcap, ctx.link_bps);
+    let c = &mut side.c;
+    for p in &mut bufs.parts {
+        p.clear();
+    }
+    bufs.cands.clear();
+    let Bufs {
+        data, parts, cands, ..
+    } = &mut bufs;
+    let base = data.as_ptr() as usize;
+    let (mut pos, mut number, mut clock) = (0usize, first_number, i64::MIN);
+    let (mut first, mut last) = (i64::MAX, i64::MIN);
+    // The previous record: time, number, and its frame in this block (None: `prev_frame`).
+    let mut prev: Option<(i64, u64, Option<Range>)> = prev.map(|(t, n)| (t, n, None));
+    let (mut negatives, mut spacings) = (0u32, 0u32);
+    while let Some((ts, wire_len, frame, len)) = legacy_record(&data[pos..], f.big_endian, f.ns) {
+        let frame_ref = ((pos + 16) as u32, frame.len() as u32);
+        c.inc(slot::packets(src));
+        c.add(slot::bytes(src), wire_len as u64);
+        clock = clock.max(ts);
+        first = first.min(ts);
+        last = last.max(ts);
+        if let Some((pts, pnum, pref)) = prev {
+            let delta = ts.saturating_sub(pts);
+            let (a, impossible) = measure(c, src, bps, delta, wire_len);
+            let negative = a == Anomaly::Negative;
+            // At most a budget's worth per kind per block can become events.
+            let room = if negative {
+                &mut negatives
+            } else {
+                &mut spacings
+            };
+            if (negative || impossible) && *room < EVENTS_PER_SOURCE {
+                *room += 1;
+                cands.push(Cand {
+                    negative,
+                    number,
+                    delta,
+                    ts,
+                    prev_number: pnum,
+                    frame: frame_ref,
+                    prev: pref,
+                });
+            }
+        }
+        prev = Some((ts, number, Some(frame_ref)));
+        match decode(f.link, frame) {
+            Err(e) => c.inc(slot::decode_error(e)),
+            Ok((d, payload)) => {
+                let payload = &payload[..payload.len().min(Batch::DATA)];
+                let off = (payload.as_ptr() as usize).wrapping_sub(base);
+                parts[pick(d.shard, n)].push(Pkt {
+                    ts_ns: ts,
+                    wire_len,
+                    clock_ns: clock,
+                    number,
+                    payload_off: off as u32,
+                    payload_len: payload.len() as u32,
+                    d,
+                });
+            }
+        }
+        number += 1;
+        pos += len;
+    }
+    f.first_ts.fetch_min(first, Ordering::Relaxed);
+    f.last_ts.fetch_max(last, Ordering::Relaxed);
+    side.publish.publish(&side.c);
+    let block = Arc::new(Block {
+        seq,
+        file,
+        clock,
+        bufs,
+        recycle: ctx.recycle.clone(),
+    });
+    for out in &ctx.outs {
+        // Each queue holds at most every block there is: this never waits.
+        let _ = out.send(block.clone());
+    }
+}
+
+/// The per-file budget of timestamp events, spent in file order by worker 0.
+#[derive(Default)]
+struct TsEvents {
+    file: Option<usize>,
+    negatives: u32,
+    spacings: u32,
+}
+
+impl TsEvents {
+    fn emit(&mut self, b: &Block, ctx: &Ctx, c: &mut Counters) {
+        if self.file != Some(b.file) {
+            *self = TsEvents {
+                file: Some(b.file),
+                ..TsEvents::default()
+            };
+        }
+        let f = &ctx.files[b.file];
+        let flow_of = |bytes: &[u8]| decode(f.link, bytes).ok().map(|(d, _)| FlowId::of(&d));
+        let range = |(o, l): Range| &b.bufs.data[o as usize..(o + l) as usize];
+        for cand in &b.bufs.cands {
+            let (budget, action) = if cand.negative {
+                (&mut self.negatives, "timestamp-negative-delta")
+            } else {
+                (&mut self.spacings, "timestamp-impossible-spacing")
+            };
+            if *budget >= EVENTS_PER_SOURCE {
+                continue;
+            }
+            *budget += 1;
+            let prev_flow = match cand.prev {
+                Some(r) => flow_of(range(r)),
+                None => flow_of(&b.bufs.prev_frame),
+            };
+            let e = timestamps::event(
+                action,
+                &f.origin,
+                0,
+                cand.number,
+                cand.delta,
+                cand.ts,
+                cand.prev_number,
+                prev_flow,
+                flow_of(range(cand.frame)),
+            );
+            if !ctx.events.send(e) {
+                c.inc(slot::EVENTS_DROPPED);
+            }
+        }
+    }
+}
+
+/// A worker: partitions whatever is waiting while its next block is not there, and processes its
+/// share of every block in file order.
+fn worker_loop(
+    w: usize,
+    mut worker: Worker,
+    mut side: Side,
+    ctx: &Ctx,
+    mine: Receiver<Arc<Block>>,
+) {
+    let mut pending: BTreeMap<u64, Arc<Block>> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut clock = i64::MIN;
+    let mut ts_events = TsEvents::default();
+    let mut todo_open = true;
+    loop {
+        while let Some(b) = pending.remove(&next) {
+            if w == 0 {
+                ts_events.emit(&b, ctx, &mut side.c);
+            }
+            let now = clock.max(b.clock);
+            worker.process_pkts(&b.bufs.parts[w], &b.bufs.data, clock, now);
+            clock = now;
+            next += 1;
+        }
+        if !todo_open {
+            if next >= ctx.total.load(Ordering::SeqCst) {
+                break;
+            }
+            match mine.recv() {
+                Ok(b) => {
+                    pending.insert(b.seq, b);
+                }
+                Err(_) => break,
+            }
+            continue;
+        }
+        select! {
+            recv(ctx.todo) -> raw => match raw {
+                Ok(raw) => partition(raw, ctx, &mut side),
+                Err(_) => todo_open = false,
+            },
+            recv(mine) -> b => if let Ok(b) = b {
+                pending.insert(b.seq, b);
+            },
+        }
+    }
+    worker.finish_all();
+    side.publish.publish(&side.c);
+}

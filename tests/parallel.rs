@@ -1,0 +1,160 @@
+//! The parallel reader (libpcap files) against the sequential one: the same counters, the same
+//! per-file report and the same timestamp events, on every corpus capture, on several files in one
+//! run, and on generated captures cut short or carrying a corrupt record, with one and with
+//! several workers.
+
+mod common;
+
+use analyzer::source::pcap::PcapFile;
+use metrics::Counters;
+use spanwatch_bench::gen::{write, Options, Scenario};
+use std::path::{Path, PathBuf};
+
+/// Counters and report of both readers; panics naming the first differing counter.
+fn same(files: &[PathBuf], workers: usize, what: &str) {
+    let (a, ra) = common::analyze_reader(files, workers, 1_000_000, 10_000_000_000, true);
+    let (b, rb) = common::analyze_reader(files, workers, 1_000_000, 10_000_000_000, false);
+    let differ = |x: &Counters, y: &Counters| {
+        x.as_slice()
+            .iter()
+            .zip(y.as_slice())
+            .position(|(p, q)| p != q)
+    };
+    if let Some(i) = differ(&a, &b) {
+        panic!(
+            "{what}, {workers} workers: counter slot {i} is {} sequential, {} parallel",
+            a.as_slice()[i],
+            b.as_slice()[i]
+        );
+    }
+    assert_eq!(
+        format!("{:?}", ra.files),
+        format!("{:?}", rb.files),
+        "{what}, {workers} workers: file reports"
+    );
+}
+
+fn legacy(p: &Path) -> bool {
+    PcapFile::open(p).is_ok_and(|f| f.legacy().is_some())
+}
+
+fn corpus_legacy() -> Option<Vec<PathBuf>> {
+    let c = common::corpus()?;
+    let mut v: Vec<PathBuf> = common::ground_truth(&c)
+        .into_iter()
+        .map(|(f, _)| c.join(f))
+        .filter(|p| legacy(p))
+        .collect();
+    v.sort();
+    Some(v)
+}
+
+#[test]
+fn corpus_same_counts_as_sequential() {
+    let Some(files) = corpus_legacy() else {
+        return;
+    };
+    assert!(files.len() >= 30, "{} libpcap captures", files.len());
+    for f in &files {
+        for w in [1, 3] {
+            same(std::slice::from_ref(f), w, &f.display().to_string());
+        }
+    }
+    // Every capture in one run: timestamp checks start afresh per file, flows carry over.
+    same(&files, 2, "the whole corpus in one run");
+}
+
+fn generated(name: &str, scenario: Scenario, packets: u64) -> (PathBuf, Vec<u8>) {
+    let path = common::tmp("parallel", name);
+    let mut buf = Vec::new();
+    write(
+        &Options {
+            scenario,
+            packets,
+            seed: 3,
+            ftp_login_at: None,
+        },
+        &mut buf,
+    )
+    .unwrap();
+    std::fs::write(&path, &buf).unwrap();
+    (path, buf)
+}
+
+#[test]
+fn generated_whole_cut_and_corrupt() {
+    // ~9 MB: many blocks, records straddling every block boundary.
+    let (mix, bytes) = generated("mix.pcap", Scenario::Mix, 30_000);
+    for w in [1, 2, 5] {
+        same(std::slice::from_ref(&mix), w, "mix");
+    }
+    let (flood, _) = generated("flood.pcap", Scenario::UdpFlood, 20_000);
+    same(&[mix.clone(), flood.clone(), mix.clone()], 3, "three files");
+
+    // Cut inside a record header, inside a record's data, and at a record boundary.
+    for cut in [bytes.len() - 3, bytes.len() / 2 + 5, 24 + 16 + 60] {
+        let p = common::tmp("parallel", &format!("cut-{cut}.pcap"));
+        std::fs::write(&p, &bytes[..cut]).unwrap();
+        same(std::slice::from_ref(&p), 2, &format!("cut at {cut}"));
+    }
+
+    // A record claiming 64 MiB in the middle: with less than the largest record (16 MiB) left
+    // in the file it is a cut-off last record; with more, corrupt data where reading stops.
+    let mut off = 24;
+    for _ in 0..10_000 {
+        let caplen = u32::from_be_bytes(bytes[off + 8..off + 12].try_into().unwrap());
+        off += 16 + caplen as usize;
+    }
+    let mut bad = bytes.clone();
+    bad[off + 8..off + 12].copy_from_slice(&(64u32 << 20).to_be_bytes());
+    for (name, pad, corrupt) in [("short", 0, false), ("long", 17 << 20, true)] {
+        let p = common::tmp("parallel", &format!("corrupt-{name}.pcap"));
+        let mut b = bad.clone();
+        b.resize(b.len() + pad, 0);
+        std::fs::write(&p, &b).unwrap();
+        same(
+            std::slice::from_ref(&p),
+            2,
+            &format!("bad record, {name} file"),
+        );
+        let (_, r) = common::analyze_reader(&[p], 2, 1_000_000, 10_000_000_000, false);
+        assert_eq!(r.files[0].frames, 10_000);
+        assert_eq!(r.files[0].corrupt.is_some(), corrupt, "{name}");
+        assert_eq!(r.files[0].truncated_records, u64::from(!corrupt), "{name}");
+    }
+}
+
+/// The timestamp events (rate-limited per file, so their choice depends on file order) are the
+/// same lines whichever reader ran.
+#[test]
+fn same_timestamp_events() {
+    let mut files = vec![common::default_capture()];
+    if let Some(c) = common::corpus() {
+        files.push(c.join("suricata-verify/dnp3-too-long-reassembly-response.pcap"));
+        files.push(c.join("ndpi/cassandra.pcap"));
+    }
+    let events = |sequential: bool| {
+        let out = common::tmp("parallel", &format!("events-{sequential}.ndjson"));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"));
+        cmd.args(["read", "--workers", "3", "--link-speed", "100g", "--events"])
+            .arg(&out)
+            .args(&files);
+        if sequential {
+            cmd.env("SPANWATCH_SEQUENTIAL_READ", "1");
+        }
+        let (o, err) = common::run(&mut cmd);
+        assert!(o.status.success(), "{err}");
+        let mut lines: Vec<String> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            // Login events name the user by a hash keyed afresh in every run: leave them out.
+            .filter(|l| l.contains("\"timestamp-"))
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let seq = events(true);
+    assert!(seq.len() >= 3, "{} timestamp events", seq.len());
+    assert!(seq == events(false), "the timestamp events differ");
+}
