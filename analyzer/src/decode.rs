@@ -311,6 +311,22 @@ pub fn decode(link: u32, frame: &[u8]) -> Result<(Decoded, &[u8]), DecodeError> 
     decode_at(link, frame, 0)
 }
 
+/// `decode` into `d`, which must be `Decoded::default()` (the hot path: the common case is
+/// written in place, with no copy of the result).
+#[inline]
+pub fn decode_into<'a>(
+    link: u32,
+    frame: &'a [u8],
+    d: &mut Decoded,
+) -> Result<&'a [u8], DecodeError> {
+    if let Some(p) = decode_fast_into(link, frame, d) {
+        return Ok(p);
+    }
+    let (r, p) = decode_at(link, frame, 0)?;
+    *d = r;
+    Ok(p)
+}
+
 fn decode_at(link: u32, frame: &[u8], depth: u8) -> Result<(Decoded, &[u8]), DecodeError> {
     let r = decode_one(link, frame)?;
     if r.0.l4 != L4::OtherIp || depth >= MAX_TUNNEL_DEPTH {
@@ -357,6 +373,13 @@ fn gre_payload(b: &[u8]) -> Option<(u32, &[u8])> {
 /// target on arbitrary bytes).
 #[inline]
 fn decode_fast(link: u32, frame: &[u8]) -> Option<(Decoded, &[u8])> {
+    let mut d = Decoded::default();
+    decode_fast_into(link, frame, &mut d).map(|p| (d, p))
+}
+
+/// `decode_fast` into `d`, which must be `Decoded::default()`; on None, `d` may be partly written.
+#[inline(always)]
+fn decode_fast_into<'a>(link: u32, frame: &'a [u8], d: &mut Decoded) -> Option<&'a [u8]> {
     let ip = match link {
         link::ETHERNET => {
             if frame.len() < 14 + 20 || frame[12] != 0x08 || frame[13] != 0x00 {
@@ -380,10 +403,7 @@ fn decode_fast(link: u32, frame: &[u8]) -> Option<(Decoded, &[u8])> {
         return None;
     }
     let l4 = &ip[20..total];
-    let mut d = Decoded {
-        proto: ip[9],
-        ..Decoded::default()
-    };
+    d.proto = ip[9];
     d.src[..4].copy_from_slice(&ip[12..16]);
     d.dst[..4].copy_from_slice(&ip[16..20]);
     let payload = match d.proto {
@@ -420,7 +440,7 @@ fn decode_fast(link: u32, frame: &[u8]) -> Option<(Decoded, &[u8])> {
         _ => return None,
     };
     d.finish_hashes();
-    Some((d, payload))
+    Some(payload)
 }
 
 /// The general path only (for the comparison with the fast one).

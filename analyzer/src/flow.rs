@@ -122,6 +122,10 @@ pub struct FlowTable {
     tails: [u32; 3],
     len: usize,
     cap: usize,
+    /// The earliest time a list head can expire, valid while `heads_changed` is false (a head's
+    /// time only grows in place, so the cache errs early, never late).
+    expiry: i64,
+    heads_changed: bool,
 }
 
 impl FlowTable {
@@ -131,6 +135,8 @@ impl FlowTable {
             free: Vec::new(),
             index: HashTable::new(),
             heads: [NIL; 3],
+            expiry: i64::MAX,
+            heads_changed: false,
             tails: [NIL; 3],
             len: 0,
             cap: cap.max(1),
@@ -217,6 +223,25 @@ impl FlowTable {
         self.slab[i as usize].list == LIST_CLOSED
     }
 
+    /// Whether any flow can be idle past its timeout at `now` (cheap: most packets ask this and
+    /// the answer is no). When false, `pop_expired(now)` would return None.
+    #[inline]
+    pub fn may_expire(&mut self, now: i64) -> bool {
+        if self.heads_changed {
+            self.heads_changed = false;
+            self.expiry = (0..3)
+                .filter(|&l| self.heads[l] != NIL)
+                .map(|l| {
+                    self.slab[self.heads[l] as usize]
+                        .last_ts
+                        .saturating_add(TIMEOUTS[l])
+                })
+                .min()
+                .unwrap_or(i64::MAX);
+        }
+        now > self.expiry
+    }
+
     /// Takes out the next flow idle past its timeout at `now`, if any.
     pub fn pop_expired(&mut self, now: i64) -> Option<(Flow, Exit)> {
         for list in [LIST_CLOSED, LIST_OTHER, LIST_TCP] {
@@ -279,6 +304,7 @@ impl FlowTable {
         };
         if prev == NIL {
             self.heads[list] = next;
+            self.heads_changed = true;
         } else {
             self.slab[prev as usize].next = next;
         }
@@ -303,6 +329,7 @@ impl FlowTable {
         }
         if tail == NIL {
             self.heads[l] = i;
+            self.heads_changed = true;
         } else {
             self.slab[tail as usize].next = i;
         }

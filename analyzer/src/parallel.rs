@@ -9,7 +9,7 @@
 //! Buffers are pooled: a block goes back to the reader when the last worker lets go of it.
 
 use crate::batch::{Batch, Pkt};
-use crate::decode::decode;
+use crate::decode::{decode, decode_into, Decoded};
 use crate::hash::pick;
 use crate::pipeline::{FileReport, Options, Report};
 use crate::source::pcap::{
@@ -432,9 +432,10 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
             }
         }
         prev = Some((ts, number, Some(frame_ref)));
-        match decode(f.link, frame) {
+        let mut d = Decoded::default();
+        match decode_into(f.link, frame, &mut d) {
             Err(e) => c.inc(slot::decode_error(e)),
-            Ok((d, payload)) => {
+            Ok(payload) => {
                 let payload = &payload[..payload.len().min(Batch::DATA)];
                 let off = (payload.as_ptr() as usize).wrapping_sub(base);
                 parts[pick(d.shard, n)].push(Pkt {

@@ -110,6 +110,9 @@ impl Worker {
 
     fn advance(&mut self, now: i64) {
         self.now = now;
+        if !self.table.may_expire(now) {
+            return;
+        }
         while let Some((f, why)) = self.table.pop_expired(now) {
             self.finish(f, why);
         }
