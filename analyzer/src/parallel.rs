@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Bytes of file per block (a record larger than this gets a block of its own).
-const BLOCK: usize = 512 * 1024;
+const BLOCK: usize = 256 * 1024;
 
 /// Offset and length of a frame within a block's data.
 type Range = (u32, u32);
@@ -131,7 +131,7 @@ pub(crate) fn run(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Report {
     let n = opts.workers.max(1);
-    let pool = 4 * n + 4;
+    let pool = 3 * n + 3;
     let (todo_tx, todo_rx) = bounded::<RawBlock>(pool);
     let (recycle_tx, recycle_rx) = bounded::<Bufs>(pool);
     for _ in 0..pool {

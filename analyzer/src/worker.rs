@@ -125,9 +125,9 @@ impl Worker {
 
     /// Ends every flow (end of input) and publishes the final counts.
     pub fn finish_all(&mut self) {
-        while let Some(f) = self.table.pop_any() {
-            self.finish(f, Exit::EndOfInput);
-        }
+        let mut table = std::mem::replace(&mut self.table, FlowTable::new(1));
+        table.drain(|f| self.finish(f, Exit::EndOfInput));
+        self.table = table;
         self.frag.finish();
         let lost = std::mem::take(&mut self.frag.timed_out);
         self.c
