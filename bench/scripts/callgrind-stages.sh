@@ -11,13 +11,13 @@ DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT
 # Stage = inclusive instructions of the function that is the stage (names as callgrind sees them
 # after inlining; a stage that was inlined away shows as "-").
 stages=(
-  "read file (pcap-parser)|LegacyPcapReader<R> as pcap_parser::traits::PcapReaderIterator>::next"
-  "decode (etherparse + own)|analyzer::decode::decode_at "
-  "copy into batches|__memcpy_avx_unaligned_erms"
-  "worker: all|analyzer::worker::Worker::process "
+  "reader thread: read + hop records|analyzer::parallel::read_file "
+  "partition: decode, timestamps, shard|analyzer::parallel::partition "
+  "memcpy|__memcpy_avx_unaligned_erms"
+  "worker: all|analyzer::worker::Worker::process_pkts "
   "worker: classify (probes)|analyzer::worker::classify "
   "worker: flow insert|analyzer::flow::FlowTable::insert "
-  "worker: flow remove|analyzer::flow::FlowTable::remove "
+  "worker: end of input|analyzer::worker::Worker::finish_all "
 )
 printf '| scenario | packets | whole process |'; for s in "${stages[@]}"; do printf ' %s |' "${s%%|*}"; done; echo
 printf '|---|---|---|'; for s in "${stages[@]}"; do printf -- '---|'; done; echo

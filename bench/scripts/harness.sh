@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The throughput harness: generates the scenarios with bench `gen` (seeded, deterministic), then on
-# each file, in the same run, times `spanwatch read` (1 worker and 2), ndpiReader (Debian
+# each file, in the same run, times `spanwatch read` (1 worker and 2; and 1 worker with the
+# sequential reader, SPANWATCH_SEQUENTIAL_READ=1), ndpiReader (Debian
 # libndpi-bin), `tshark -q -z io,phs` and `tcpdump -r FILE -w /dev/null` (the cost of merely reading
 # it): the median of RUNS wall-clock runs each, packets/s, and ratios against spanwatch with one
 # worker. Writes a Markdown table to stdout (bench/RESULTS.md keeps the last one).
@@ -26,9 +27,10 @@ for sc in mix udp-flood syn-flood elephant; do
   pk=$(capinfos -c -M "$f" 2>/dev/null | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
   cat "$f" >/dev/null
   base=
-  for tool in spanwatch-1w spanwatch-2w ndpiReader tshark-phs tcpdump-read; do
+  for tool in spanwatch-1w spanwatch-2w spanwatch-1w-seq ndpiReader tshark-phs tcpdump-read; do
     case $tool in
       spanwatch-1w) cmd=("$BIN/spanwatch" read --workers 1 "$f") ;;
+      spanwatch-1w-seq) cmd=(env SPANWATCH_SEQUENTIAL_READ=1 "$BIN/spanwatch" read --workers 1 "$f") ;;
       spanwatch-2w) cmd=("$BIN/spanwatch" read --workers 2 "$f") ;;
       ndpiReader) cmd=(ndpiReader -q -i "$f") ;;
       tshark-phs) cmd=(tshark -q -z io,phs -r "$f") ;;

@@ -13,32 +13,31 @@ DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT
 OUTF=${OUT:-.}/scaling.txt
 {
 echo "cpus $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); kernel $(uname -r); $(ldd --version | head -1)"
+lscpu 2>/dev/null | grep -E '^(Thread|Core|Socket|NUMA node\(s\)|L3)' || true
 for sc in mix udp-flood; do
   $G --scenario $sc --packets "$N" --seed 1 -o "$DIR/$sc.pcap" >/dev/null
   cat "$DIR/$sc.pcap" >/dev/null
 done
-median() {  # median wall seconds of 5 runs of "$@"
+median() {  # "wall cpu" seconds of the run with the median wall time of 5 runs of "$@"
+  local TIMEFORMAT='%R %U %S'
   for r in 1 2 3 4 5; do
-    s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N)
-    awk -v s="$s" -v e="$e" 'BEGIN {printf "%.6f\n", e - s}' 
+    { time "$@" >/dev/null 2>&1; } 2>&1 | awk '{printf "%.6f %.6f\n", $1, $2 + $3}'
   done | sort -g | sed -n 3p
+}
+row() {  # scenario tool workers "wall cpu"
+  set -- "$1" "$2" "$3" $4
+  printf '%s tool=%s workers=%s median_s=%.3f Mpps=%.2f cpu_s=%.3f\n' "$1" "$2" "$3" "$4" \
+    "$(awk -v p="$pk" -v t="$4" 'BEGIN {print p / t / 1e6}')" "$5"
 }
 for sc in mix udp-flood; do
   f=$DIR/$sc.pcap
   pk=$($B read --workers 1 --format json "$f" | awk '/^  "packets"/ {gsub(/[^0-9]/, ""); p = $0} END {print p}')
   if command -v tcpdump >/dev/null; then
-    t=$(median tcpdump -r "$f" -w /dev/null)
-    printf '%s tool=tcpdump-read workers=- median_s=%.3f Mpps=%.2f\n' $sc "$t" "$(awk -v p="$pk" -v t="$t" 'BEGIN {print p / t / 1e6}')"
+    row $sc tcpdump-read - "$(median tcpdump -r "$f" -w /dev/null)"
   fi
   for w in "${WORKERS[@]}"; do
-    for mode in parallel sequential; do
-      if [ $mode = sequential ]; then
-        t=$(median env SPANWATCH_SEQUENTIAL_READ=1 $B read --workers $w "$f")
-      else
-        t=$(median $B read --workers $w "$f")
-      fi
-      printf '%s tool=%s workers=%d median_s=%.3f Mpps=%.2f\n' $sc $mode $w "$t" "$(awk -v p="$pk" -v t="$t" 'BEGIN {print p / t / 1e6}')"
-    done
+    row $sc parallel $w "$(median $B read --workers $w "$f")"
+    row $sc sequential $w "$(median env SPANWATCH_SEQUENTIAL_READ=1 $B read --workers $w "$f")"
   done
 done
 } | tee "$OUTF"
