@@ -91,11 +91,21 @@ fn generated_whole_cut_and_corrupt() {
     let (flood, _) = generated("flood.pcap", Scenario::UdpFlood, 20_000);
     same(&[mix.clone(), flood.clone(), mix.clone()], 3, "three files");
 
-    // Cut inside a record header, inside a record's data, and at a record boundary.
-    for cut in [bytes.len() - 3, bytes.len() / 2 + 5, 24 + 16 + 60] {
+    // Cut inside a record header, inside a record's data, and at a record boundary; plain files
+    // are read by position in parallel, gzip ones as a stream: both.
+    for cut in [
+        bytes.len() - 3,
+        bytes.len() / 2 + 5,
+        24 + 16 + 60,
+        bytes.len(),
+    ] {
         let p = common::tmp("parallel", &format!("cut-{cut}.pcap"));
         std::fs::write(&p, &bytes[..cut]).unwrap();
         same(std::slice::from_ref(&p), 2, &format!("cut at {cut}"));
+        let (o, err) = common::run(std::process::Command::new("gzip").args(["-kf"]).arg(&p));
+        assert!(o.status.success(), "{err}");
+        let gz = p.with_extension("pcap.gz");
+        same(std::slice::from_ref(&gz), 2, &format!("gzip, cut at {cut}"));
     }
 
     // A record claiming 64 MiB in the middle: with less than the largest record (16 MiB) left

@@ -61,6 +61,8 @@ struct RawBlock {
     first_number: u64,
     /// The record before the first: its time and number (None at the start of a file).
     prev: Option<(i64, u64)>,
+    /// Where in `bufs.data` the block's records lie.
+    range: Range,
     bufs: Bufs,
 }
 
@@ -84,6 +86,8 @@ impl Drop for Block {
 /// What every thread of the parallel read shares.
 struct Ctx {
     todo: Receiver<RawBlock>,
+    /// Blocks to read with `pread` (any thread with nothing better to do takes one).
+    reads: Receiver<ReadTask>,
     outs: Vec<Sender<Arc<Block>>>,
     recycle: Sender<Bufs>,
     /// Blocks in all (set when the reader is done, before `todo` closes).
@@ -133,6 +137,8 @@ pub(crate) fn run(
     let n = opts.workers.max(1);
     let pool = 3 * n + 3;
     let (todo_tx, todo_rx) = bounded::<RawBlock>(pool);
+    let (reads_tx, reads_rx) = bounded::<ReadTask>(pool);
+    let (done_tx, done_rx) = bounded::<ReadDone>(pool);
     let (recycle_tx, recycle_rx) = bounded::<Bufs>(pool);
     for _ in 0..pool {
         let _ = recycle_tx.send(Bufs {
@@ -149,6 +155,7 @@ pub(crate) fn run(
     }
     let ctx = Arc::new(Ctx {
         todo: todo_rx,
+        reads: reads_rx,
         outs,
         recycle: recycle_tx,
         total: AtomicU64::new(u64::MAX),
@@ -189,24 +196,43 @@ pub(crate) fn run(
         })
         .collect();
 
-    let mut side = Side::new(opts);
+    let mut r = Reader {
+        ctx: &ctx,
+        todo: todo_tx,
+        recycle: recycle_rx,
+        side: Side::new(opts),
+        seq: 0,
+        reads: reads_tx,
+        done_tx,
+        done_rx,
+    };
     let mut report = Report::default();
-    let mut seq = 0u64;
     let mut done_bytes = 0u64;
-    for (fi, l) in legacy.into_iter().enumerate() {
-        let fr = read_file(
+    for (fi, mut l) in legacy.into_iter().enumerate() {
+        let mut st = FileState {
             fi,
-            l,
-            &ctx,
-            &todo_tx,
-            &recycle_rx,
-            &mut side,
-            &mut seq,
-            &|b| progress(done_bytes + b),
-        );
-        done_bytes += fr.1;
-        report.files.push(fr.0);
+            fr: FileReport {
+                path: ctx.files[fi].origin.clone(),
+                ..FileReport::default()
+            },
+            prev: None,
+            prev_frame: Vec::new(),
+        };
+        let at = |b| progress(done_bytes + b);
+        let bytes = match l.plain.take() {
+            Some((file, size)) => r.read_at(&mut st, Arc::new(file), size, &at),
+            None => r.read_stream(&mut st, &mut l, &at),
+        };
+        let (fr, bytes) = r.end_file(st, bytes, &at);
+        done_bytes += bytes;
+        report.files.push(fr);
     }
+    let Reader {
+        todo: todo_tx,
+        mut side,
+        seq,
+        ..
+    } = r;
     ctx.total.store(seq, Ordering::SeqCst);
     drop(todo_tx);
     // Help with what is left to partition, then wait for the workers.
@@ -226,123 +252,367 @@ pub(crate) fn run(
     report
 }
 
-/// Reads one file into raw blocks; returns its report (times filled in later) and bytes read.
-#[allow(clippy::too_many_arguments)]
-fn read_file(
+/// The reader thread's side of a run.
+struct Reader<'a> {
+    ctx: &'a Ctx,
+    todo: Sender<RawBlock>,
+    recycle: Receiver<Bufs>,
+    side: Side,
+    seq: u64,
+    reads: Sender<ReadTask>,
+    done_tx: Sender<ReadDone>,
+    done_rx: Receiver<ReadDone>,
+}
+
+/// What the reader knows of the file it is reading.
+struct FileState {
     fi: usize,
-    mut l: Legacy,
-    ctx: &Ctx,
-    todo: &Sender<RawBlock>,
-    recycle: &Receiver<Bufs>,
-    side: &mut Side,
-    seq: &mut u64,
-    progress: &dyn Fn(u64),
-) -> (FileReport, u64) {
-    let f = &ctx.files[fi];
-    let mut fr = FileReport {
-        path: f.origin.clone(),
-        ..FileReport::default()
+    fr: FileReport,
+    /// The last record handed on: its time and number, and its frame (for the next block's
+    /// first timestamp check).
+    prev: Option<(i64, u64)>,
+    prev_frame: Vec<u8>,
+}
+
+/// A block for a thread to read with `pread` (into `bufs.data`, from `off`, `len` bytes).
+struct ReadTask {
+    file: Arc<std::fs::File>,
+    k: u64,
+    off: u64,
+    len: usize,
+    bufs: Bufs,
+    done: Sender<ReadDone>,
+}
+
+/// A read block: its number in the file, buffers, and how many bytes were read.
+type ReadDone = (u64, Bufs, std::io::Result<usize>);
+
+/// Reads `len` bytes at `off` into the start of `bufs.data` (short only at the end of the file).
+/// Any thread may run it: reading is the part of the reader's work that runs in parallel.
+fn do_read(t: ReadTask) {
+    use std::os::unix::fs::FileExt;
+    let ReadTask {
+        file,
+        k,
+        off,
+        len,
+        mut bufs,
+        done,
+    } = t;
+    if bufs.data.len() < len {
+        // Buffers keep their length between uses: only growth is zero-filled.
+        bufs.data.resize(len, 0);
+    }
+    let mut got = 0;
+    let r = loop {
+        match file.read_at(&mut bufs.data[got..len], off + got as u64) {
+            Ok(0) => break Ok(got),
+            Ok(n) => {
+                got += n;
+                if got == len {
+                    break Ok(got);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
     };
-    let mut bytes = LEGACY_HEADER;
-    let mut carry: Vec<u8> = Vec::new();
-    // The last record handed on: its time, number and frame (for the next block's first check).
-    let mut prev: Option<(i64, u64)> = None;
-    let mut prev_frame: Vec<u8> = Vec::new();
-    let mut eof = false;
-    while !eof {
-        let mut bufs = take_bufs(ctx, recycle, side);
-        let data = &mut bufs.data;
-        data.clear();
-        data.extend_from_slice(&carry);
-        carry.clear();
-        let mut want = BLOCK;
-        // Read until the block holds at least one whole record (or the file ends).
-        let (end, records, last) = loop {
-            if data.len() < want {
-                let need = (want - data.len()) as u64;
-                match (&mut l.reader).take(need).read_to_end(data) {
-                    Ok(got) if (got as u64) < need => eof = true,
-                    Ok(_) => {}
-                    Err(e) => {
-                        fr.corrupt = Some((bytes, format!("read failed: {e}")));
-                        eof = true;
-                    }
-                }
-            }
-            let (end, records, next, last) = hop(data, f.big_endian);
-            if records > 0 || eof {
-                break (end, records, last);
-            }
-            // One record larger than the block: grow it, up to the largest record there is.
-            if next > MAX_RECORD {
-                break (0, 0, 0);
-            }
-            want = next.max(data.len() + 1);
-        };
-        if fr.corrupt.is_none() && end < data.len() {
-            let (_, _, next, _) = hop(&data[end..], f.big_endian);
-            if next > MAX_RECORD {
-                // A record too large to take. Like the sequential reader: corrupt data if the
-                // file goes on for the largest record there is, else a cut-off last record.
-                let have = (data.len() - end) as u64;
-                let more = std::io::copy(
-                    &mut (&mut l.reader).take(MAX_RECORD as u64 - have.min(MAX_RECORD as u64)),
-                    &mut std::io::sink(),
-                )
-                .unwrap_or(0);
-                if have + more >= MAX_RECORD as u64 {
-                    fr.corrupt = Some((bytes + end as u64, "record larger than 16 MiB".into()));
-                } else {
-                    fr.truncated_records += 1;
-                }
-                eof = true;
-            } else if eof {
-                // Bytes left that do not make a whole record: a cut-off capture.
-                fr.truncated_records += 1;
-            } else {
-                carry.extend_from_slice(&data[end..]);
-            }
-        }
-        data.truncate(end);
-        bytes += end as u64;
-        if records == 0 {
-            let _ = ctx.recycle.send(bufs);
-            continue;
-        }
+    let _ = done.send((k, bufs, r));
+}
+
+/// Bytes read past a block's end, so that a record straddling the boundary is usually whole
+/// without a second read.
+const SLACK: usize = 64 * 1024;
+
+impl Reader<'_> {
+    /// A free buffer set; while there is none, do other work instead of idling.
+    fn take_bufs(&mut self) -> Bufs {
+        take_bufs(self.ctx, &self.recycle, &mut self.side)
+    }
+
+    /// Hands on the records in `bufs.data[range]` (`records` of them, the last at `last`).
+    fn emit(
+        &mut self,
+        st: &mut FileState,
+        mut bufs: Bufs,
+        range: Range,
+        records: u64,
+        last: usize,
+    ) {
+        let ctx = self.ctx;
+        let f = &ctx.files[st.fi];
         bufs.prev_frame.clear();
-        bufs.prev_frame.extend_from_slice(&prev_frame);
+        bufs.prev_frame.extend_from_slice(&st.prev_frame);
+        let (prev, first_number) = (st.prev, st.fr.frames + 1);
+        st.fr.frames += records;
+        // The block's last record is the next one's "previous".
+        if let Some((ts, _, frame, _)) = legacy_record(&bufs.data[last..], f.big_endian, f.ns) {
+            st.prev = Some((ts, st.fr.frames));
+            st.prev_frame.clear();
+            st.prev_frame.extend_from_slice(frame);
+        }
         let raw = RawBlock {
-            seq: *seq,
-            file: fi,
-            first_number: fr.frames + 1,
+            seq: self.seq,
+            file: st.fi,
+            first_number,
             prev,
+            range,
             bufs,
         };
-        fr.frames += records;
-        // The block's last record is the next one's "previous".
-        if let Some((ts, _, frame, _)) = legacy_record(&raw.bufs.data[last..], f.big_endian, f.ns) {
-            prev = Some((ts, fr.frames));
-            prev_frame.clear();
-            prev_frame.extend_from_slice(frame);
+        self.seq += 1;
+        let _ = self.todo.send(raw);
+    }
+
+    /// Counts how the file ended.
+    fn end_file(&mut self, st: FileState, bytes: u64, progress: &dyn Fn(u64)) -> (FileReport, u64) {
+        let c = &mut self.side.c;
+        if st.fr.truncated_records > 0 {
+            c.add(
+                slot::capture_dropped(DropReason::TruncatedRecord, None),
+                st.fr.truncated_records,
+            );
         }
-        *seq += 1;
-        if todo.send(raw).is_err() {
-            break;
+        if st.fr.corrupt.is_some() {
+            c.inc(slot::capture_dropped(DropReason::CorruptRecord, None));
         }
         progress(bytes);
+        (st.fr, bytes)
     }
-    let c = &mut side.c;
-    if fr.truncated_records > 0 {
-        c.add(
-            slot::capture_dropped(DropReason::TruncatedRecord, None),
-            fr.truncated_records,
-        );
+
+    /// Reads a file that can only be read in order (gzip): one thread reads, blocks of whole
+    /// records are found by hopping their headers, a partial last record carries over.
+    fn read_stream(&mut self, st: &mut FileState, l: &mut Legacy, progress: &dyn Fn(u64)) -> u64 {
+        let big_endian = self.ctx.files[st.fi].big_endian;
+        let mut bytes = LEGACY_HEADER;
+        let mut carry: Vec<u8> = Vec::new();
+        let mut eof = false;
+        while !eof {
+            let mut bufs = self.take_bufs();
+            let data = &mut bufs.data;
+            data.clear();
+            data.extend_from_slice(&carry);
+            carry.clear();
+            let mut want = BLOCK;
+            // Read until the block holds at least one whole record (or the file ends).
+            let (end, records, last) = loop {
+                if data.len() < want {
+                    let need = (want - data.len()) as u64;
+                    match (&mut l.reader).take(need).read_to_end(data) {
+                        Ok(got) if (got as u64) < need => eof = true,
+                        Ok(_) => {}
+                        Err(e) => {
+                            st.fr.corrupt = Some((bytes, format!("read failed: {e}")));
+                            eof = true;
+                        }
+                    }
+                }
+                let (end, records, next, last) = hop(data, big_endian);
+                if records > 0 || eof {
+                    break (end, records, last);
+                }
+                // One record larger than the block: grow it, up to the largest record there is.
+                if next > MAX_RECORD {
+                    break (0, 0, 0);
+                }
+                want = next.max(data.len() + 1);
+            };
+            if st.fr.corrupt.is_none() && end < data.len() {
+                let (_, _, next, _) = hop(&data[end..], big_endian);
+                if next > MAX_RECORD {
+                    // Corrupt if the file goes on for the largest record there is, else a
+                    // cut-off last record (as the sequential reader decides).
+                    let have = (data.len() - end) as u64;
+                    let more = std::io::copy(
+                        &mut (&mut l.reader).take(MAX_RECORD as u64 - have.min(MAX_RECORD as u64)),
+                        &mut std::io::sink(),
+                    )
+                    .unwrap_or(0);
+                    too_large(st, bytes + end as u64, have + more);
+                    eof = true;
+                } else if eof {
+                    // Bytes left that do not make a whole record: a cut-off capture.
+                    st.fr.truncated_records += 1;
+                } else {
+                    carry.extend_from_slice(&data[end..]);
+                }
+            }
+            bytes += end as u64;
+            if records == 0 {
+                let _ = self.ctx.recycle.send(bufs);
+                continue;
+            }
+            self.emit(st, bufs, (0, end as u32), records, last);
+            progress(bytes);
+        }
+        bytes
     }
-    if fr.corrupt.is_some() {
-        c.inc(slot::capture_dropped(DropReason::CorruptRecord, None));
+
+    /// Reads a plain file: blocks of BLOCK bytes (and SLACK more) are read with `pread` by
+    /// whichever threads are free, in parallel; this thread only hops the record headers of each
+    /// block in order, to find where the block's records begin and end.
+    fn read_at(
+        &mut self,
+        st: &mut FileState,
+        file: Arc<std::fs::File>,
+        size: u64,
+        progress: &dyn Fn(u64),
+    ) -> u64 {
+        let big_endian = self.ctx.files[st.fi].big_endian;
+        let body = size.saturating_sub(LEGACY_HEADER);
+        let blocks = body.div_ceil(BLOCK as u64);
+        let block_start = |k: u64| LEGACY_HEADER + k * BLOCK as u64;
+        let (mut issued, mut ready) =
+            (0u64, BTreeMap::<u64, (Bufs, std::io::Result<usize>)>::new());
+        // The next record starts here (file offset).
+        let mut s = LEGACY_HEADER;
+        let mut stop = false;
+        let mut outstanding = 0usize;
+        for k in 0..blocks {
+            if stop {
+                break;
+            }
+            // Keep reads going ahead while there are buffers to spare; one at least.
+            while issued < blocks && (issued == k || !self.recycle.is_empty()) {
+                let bufs = self.take_bufs();
+                let off = block_start(issued);
+                let len = (BLOCK + SLACK).min((size - off) as usize);
+                let _ = self.reads.send(ReadTask {
+                    file: file.clone(),
+                    k: issued,
+                    off,
+                    len,
+                    bufs,
+                    done: self.done_tx.clone(),
+                });
+                issued += 1;
+                outstanding += 1;
+            }
+            let (mut bufs, r) = loop {
+                if let Some(b) = ready.remove(&k) {
+                    break b;
+                }
+                let (j, b, r) = self.wait_read();
+                outstanding -= 1;
+                ready.insert(j, (b, r));
+            };
+            let bstart = block_start(k);
+            let mut got = match r {
+                Ok(n) => n,
+                Err(e) => {
+                    st.fr.corrupt = Some((s, format!("read failed: {e}")));
+                    stop = true;
+                    let _ = self.ctx.recycle.send(bufs);
+                    continue;
+                }
+            };
+            let bend = (bstart + BLOCK as u64).min(size);
+            let first = s;
+            let (mut records, mut last) = (0u64, 0usize);
+            while s < bend {
+                if size - s < 16 {
+                    st.fr.truncated_records += 1; // a cut-off record header
+                    stop = true;
+                    break;
+                }
+                // A header or record past what was read: read the rest of it now.
+                let need = |s: u64, n: u64| (s + n - bstart) as usize;
+                if need(s, 16) > got {
+                    got = extend(&file, &mut bufs, bstart, got, need(s, 16));
+                    if need(s, 16) > got {
+                        st.fr.corrupt = Some((s, "read failed: the file shrank".into()));
+                        stop = true;
+                        break;
+                    }
+                }
+                let rel = (s - bstart) as usize;
+                let len = 16 + legacy_caplen(&bufs.data[rel..], big_endian) as u64;
+                if len > MAX_RECORD as u64 {
+                    too_large(st, s, size - s);
+                    stop = true;
+                    break;
+                }
+                if s + len > size {
+                    st.fr.truncated_records += 1; // a cut-off last record
+                    stop = true;
+                    break;
+                }
+                if need(s, len) > got {
+                    got = extend(&file, &mut bufs, bstart, got, need(s, len));
+                    if need(s, len) > got {
+                        st.fr.corrupt = Some((s, "read failed: the file shrank".into()));
+                        stop = true;
+                        break;
+                    }
+                }
+                last = rel;
+                s += len;
+                records += 1;
+            }
+            if records == 0 {
+                let _ = self.ctx.recycle.send(bufs);
+                continue;
+            }
+            let range = ((first - bstart) as u32, (s - bstart) as u32);
+            self.emit(st, bufs, range, records, last);
+            progress(s);
+        }
+        // Reading stopped early: take back the blocks still being read.
+        for (_, (b, _)) in ready {
+            let _ = self.ctx.recycle.send(b);
+        }
+        while outstanding > 0 {
+            let (_, b, _) = self.wait_read();
+            outstanding -= 1;
+            let _ = self.ctx.recycle.send(b);
+        }
+        s
     }
-    progress(bytes);
-    (fr, bytes)
+
+    /// The next finished read; meanwhile other work is done.
+    fn wait_read(&mut self) -> ReadDone {
+        loop {
+            if let Ok(d) = self.done_rx.try_recv() {
+                return d;
+            }
+            select! {
+                recv(self.done_rx) -> d => if let Ok(d) = d { return d },
+                recv(self.ctx.reads) -> t => if let Ok(t) = t { do_read(t) },
+                recv(self.ctx.todo) -> raw => if let Ok(raw) = raw {
+                    partition(raw, self.ctx, &mut self.side)
+                },
+            }
+        }
+    }
+}
+
+/// Reads into `bufs.data` from `bstart + got` until it holds `want` bytes; returns how many it
+/// holds (fewer only at the end of the file).
+fn extend(file: &std::fs::File, bufs: &mut Bufs, bstart: u64, got: usize, want: usize) -> usize {
+    use std::os::unix::fs::FileExt;
+    if bufs.data.len() < want {
+        bufs.data.resize(want, 0);
+    }
+    let mut got = got;
+    while got < want {
+        match file.read_at(&mut bufs.data[got..want], bstart + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    got
+}
+
+/// A record claiming more than the largest record there is, at `at`, with `left` bytes of file
+/// from it: corrupt data if the file goes on for the largest record, else a cut-off last record
+/// (the sequential reader's verdict, whose buffer stops growing there).
+fn too_large(st: &mut FileState, at: u64, left: u64) {
+    if left >= MAX_RECORD as u64 {
+        st.fr.corrupt = Some((at, "record larger than 16 MiB".into()));
+    } else {
+        st.fr.truncated_records += 1;
+    }
 }
 
 /// Hops the record headers of `b`: (bytes of whole records, how many, the length of the first
@@ -371,6 +641,7 @@ fn take_bufs(ctx: &Ctx, recycle: &Receiver<Bufs>, side: &mut Side) -> Bufs {
         }
         select! {
             recv(recycle) -> b => if let Ok(b) = b { return b },
+            recv(ctx.reads) -> t => if let Ok(t) = t { do_read(t) },
             recv(ctx.todo) -> raw => if let Ok(raw) = raw { partition(raw, ctx, side) },
         }
     }
@@ -383,6 +654,7 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
         file,
         first_number,
         prev,
+        range,
         mut bufs,
     } = raw;
     let f = &ctx.files[file];
@@ -396,7 +668,8 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
         data, parts, cands, ..
     } = &mut bufs;
     let base = data.as_ptr() as usize;
-    let (mut pos, mut number, mut clock) = (0usize, first_number, i64::MIN);
+    let (mut pos, mut number, mut clock) = (range.0 as usize, first_number, i64::MIN);
+    let data = &data[..range.1 as usize];
     let (mut first, mut last) = (i64::MAX, i64::MIN);
     // The previous record: time, number, and its frame in this block (None: `prev_frame`).
     let mut prev: Option<(i64, u64, Option<Range>)> = prev.map(|(t, n)| (t, n, None));
@@ -556,6 +829,7 @@ fn worker_loop(
             continue;
         }
         select! {
+            recv(ctx.reads) -> t => if let Ok(t) = t { do_read(t) },
             recv(ctx.todo) -> raw => match raw {
                 Ok(raw) => partition(raw, ctx, &mut side),
                 Err(_) => todo_open = false,

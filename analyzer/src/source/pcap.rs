@@ -94,14 +94,26 @@ impl PcapFile {
     /// The file again from its start as a legacy (libpcap) capture, for the parallel reader:
     /// None for pcapng, the "modified" pcap variant, or a capture not opened from a path.
     pub fn legacy(&self) -> Option<Legacy> {
-        let (mut r, _) = open_reader(self.fs_path.as_deref()?).ok()?;
+        let path = self.fs_path.as_deref()?;
+        let (mut r, _) = open_reader(path).ok()?;
         let mut h = [0u8; 24];
         r.read_exact(&mut h).ok()?;
         let (_, hdr) = pcap_parser::parse_pcap_header(&h).ok()?;
         if hdr.is_modified_format() {
             return None;
         }
+        // Not compressed: the parallel reader reads it by position instead.
+        let mut magic = [0u8; 2];
+        let plain = File::open(path)
+            .and_then(|mut f| {
+                f.read_exact(&mut magic)?;
+                let size = f.metadata()?.len();
+                Ok((f, size))
+            })
+            .ok()
+            .filter(|_| magic != [0x1f, 0x8b]);
         Some(Legacy {
+            plain,
             reader: r,
             link: hdr.network.0 as u32,
             ns: hdr.is_nanosecond_precision(),
@@ -288,6 +300,8 @@ impl PcapFile {
 
 /// A legacy capture positioned after its 24-byte file header.
 pub struct Legacy {
+    /// The file itself and its size, when it is not compressed (readable at any position).
+    pub plain: Option<(File, u64)>,
     pub reader: Box<dyn Read + Send>,
     pub link: u32,
     pub ns: bool,
