@@ -17,7 +17,7 @@ use crate::source::pcap::{
 };
 use crate::timestamps::{self, measure, Anomaly, FlowId, EVENTS_PER_SOURCE};
 use crate::worker::Worker;
-use crossbeam_channel::{bounded, select, Receiver, Sender};
+use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError};
 use metrics::events::EventSink;
 use metrics::{slot, Counters, DropReason, Source};
 use std::collections::BTreeMap;
@@ -574,6 +574,14 @@ impl Reader<'_> {
             if let Ok(d) = self.done_rx.try_recv() {
                 return d;
             }
+            if let Ok(raw) = self.ctx.todo.try_recv() {
+                partition(raw, self.ctx, &mut self.side);
+                continue;
+            }
+            if let Ok(t) = self.ctx.reads.try_recv() {
+                do_read(t);
+                continue;
+            }
             select! {
                 recv(self.done_rx) -> d => if let Ok(d) = d { return d },
                 recv(self.ctx.reads) -> t => if let Ok(t) = t { do_read(t) },
@@ -638,6 +646,14 @@ fn take_bufs(ctx: &Ctx, recycle: &Receiver<Bufs>, side: &mut Side) -> Bufs {
     loop {
         if let Ok(b) = recycle.try_recv() {
             return b;
+        }
+        if let Ok(raw) = ctx.todo.try_recv() {
+            partition(raw, ctx, side);
+            continue;
+        }
+        if let Ok(t) = ctx.reads.try_recv() {
+            do_read(t);
+            continue;
         }
         select! {
             recv(recycle) -> b => if let Ok(b) = b { return b },
@@ -826,6 +842,27 @@ fn worker_loop(
                 }
                 Err(_) => break,
             }
+            continue;
+        }
+        // Our own blocks first, then partitioning (oldest block first: it is what everyone waits
+        // for), then reading; sleep only when there is nothing at all.
+        if let Ok(b) = mine.try_recv() {
+            pending.insert(b.seq, b);
+            continue;
+        }
+        match ctx.todo.try_recv() {
+            Ok(raw) => {
+                partition(raw, ctx, &mut side);
+                continue;
+            }
+            Err(TryRecvError::Disconnected) => {
+                todo_open = false;
+                continue;
+            }
+            Err(TryRecvError::Empty) => {}
+        }
+        if let Ok(t) = ctx.reads.try_recv() {
+            do_read(t);
             continue;
         }
         select! {
