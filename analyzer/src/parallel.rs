@@ -25,6 +25,10 @@ use std::io::Read;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// Packets between two publications of a thread's counters (a scrape during a read sees them
+/// this fresh; the end of the read publishes everything).
+const PUBLISH_EVERY: usize = 16 * 1024;
+
 /// Bytes of file per block (a record larger than this gets a block of its own).
 const BLOCK: usize = 256 * 1024;
 
@@ -111,6 +115,7 @@ struct FileCtx {
 struct Side {
     c: Counters,
     publish: Arc<metrics::Shared>,
+    unpublished: u64,
 }
 
 impl Side {
@@ -118,6 +123,7 @@ impl Side {
         Side {
             c: Counters::new(),
             publish: opts.hub.register(),
+            unpublished: 0,
         }
     }
 }
@@ -743,7 +749,11 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
     }
     f.first_ts.fetch_min(first, Ordering::Relaxed);
     f.last_ts.fetch_max(last, Ordering::Relaxed);
-    side.publish.publish(&side.c);
+    side.unpublished += number - first_number;
+    if side.unpublished >= PUBLISH_EVERY as u64 {
+        side.unpublished = 0;
+        side.publish.publish(&side.c);
+    }
     let block = Arc::new(Block {
         seq,
         file,
@@ -822,13 +832,21 @@ fn worker_loop(
     let mut clock = i64::MIN;
     let mut ts_events = TsEvents::default();
     let mut todo_open = true;
+    let mut unpublished = 0usize;
     loop {
         while let Some(b) = pending.remove(&next) {
             if w == 0 {
                 ts_events.emit(&b, ctx, &mut side.c);
             }
             let now = clock.max(b.clock);
-            worker.process_pkts(&b.bufs.parts[w], &b.bufs.data, clock, now);
+            let part = &b.bufs.parts[w];
+            worker.process_pkts(part, &b.bufs.data, clock, now);
+            // Publishing copies every counter: once per PUBLISH_EVERY packets, not per block.
+            unpublished += part.len();
+            if unpublished >= PUBLISH_EVERY {
+                unpublished = 0;
+                worker.publish();
+            }
             clock = now;
             next += 1;
         }

@@ -83,11 +83,12 @@ impl Worker {
 
     pub fn process(&mut self, b: &Batch) {
         self.process_pkts(&b.pkts, &b.data, i64::MIN, b.now_ns);
+        self.publish();
     }
 
     /// Processes `pkts`, whose payloads lie in `data`, in order. Each packet's clock is the larger
     /// of its own and `clock_floor` (the parallel reader knows only a block's own clock); `now_ns`
-    /// is the producer's clock once the packets are read.
+    /// is the producer's clock once the packets are read. The caller publishes the counters.
     pub fn process_pkts(&mut self, pkts: &[BatchPkt], data: &[u8], clock_floor: i64, now_ns: i64) {
         for p in pkts {
             if let Some((t, _)) = &mut self.timeline {
@@ -105,7 +106,6 @@ impl Worker {
         if now_ns > self.now {
             self.advance(now_ns);
         }
-        self.publish();
     }
 
     fn advance(&mut self, now: i64) {
