@@ -301,7 +301,8 @@ impl FlowTable {
                 i = next;
             }
         }
-        self.index.clear();
+        // A fresh index rather than clearing this one: clearing writes every control byte.
+        self.index = HashTable::new();
         self.slab.clear();
         self.free.clear();
         self.heads = [NIL; 3];
