@@ -11,7 +11,6 @@ DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT
 # Stage = inclusive instructions of the function that is the stage (names as callgrind sees them
 # after inlining; a stage that was inlined away shows as "-").
 stages=(
-  "reader thread: read + hop records|analyzer::parallel::read_file "
   "partition: decode, timestamps, shard|analyzer::parallel::partition "
   "memcpy|__memcpy_avx_unaligned_erms"
   "worker: all|analyzer::worker::Worker::process_pkts "
