@@ -1,12 +1,14 @@
 //! The parallel offline reader for legacy (libpcap) captures, so that reading a file scales with
-//! the workers. The reader thread only reads: blocks of whole records, found by hopping record
-//! headers. Turning a block into work — decoding every frame, checking its timestamp against the
-//! one before, sharding it by the address-pair hash — is done by whichever thread is free (a
-//! worker with nothing to process, the reader waiting for a buffer): any block, in any order.
-//! Every worker then takes its share of every block in file order, so each flow's packets, the
-//! capture clock and the timestamp events arrive exactly as the sequential pipeline delivers
-//! them, and the counts are the same (tests/parallel.rs compares the two on the corpus).
-//! Buffers are pooled: a block goes back to the reader when the last worker lets go of it.
+//! the workers. The reader thread only finds where blocks of whole records begin and end, by
+//! hopping record headers in order; reading the blocks (`pread`, 256 KiB each) and turning them
+//! into work — decoding every frame, checking its timestamp against the one before, sharding it
+//! by the address-pair hash — is done by whichever thread is free (a worker with nothing to
+//! process, the reader waiting for a read): any block, in any order. Every worker then takes its
+//! share of every block in file order, so each flow's packets, the capture clock and the
+//! timestamp events arrive exactly as the sequential pipeline delivers them, and the counts are
+//! the same (tests/parallel.rs compares the two). A gzip capture is read as a stream by the
+//! reader thread instead. Buffers are pooled: a block goes back to the pool when the last worker
+//! lets go of it.
 
 use crate::batch::{Batch, Pkt};
 use crate::decode::{decode, decode_into, Decoded};
@@ -296,7 +298,6 @@ type ReadDone = (u64, Bufs, std::io::Result<usize>);
 /// Reads `len` bytes at `off` into the start of `bufs.data` (short only at the end of the file).
 /// Any thread may run it: reading is the part of the reader's work that runs in parallel.
 fn do_read(t: ReadTask) {
-    use std::os::unix::fs::FileExt;
     let ReadTask {
         file,
         k,
@@ -309,21 +310,23 @@ fn do_read(t: ReadTask) {
         // Buffers keep their length between uses: only growth is zero-filled.
         bufs.data.resize(len, 0);
     }
-    let mut got = 0;
-    let r = loop {
-        match file.read_at(&mut bufs.data[got..len], off + got as u64) {
-            Ok(0) => break Ok(got),
-            Ok(n) => {
-                got += n;
-                if got == len {
-                    break Ok(got);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => break Err(e),
-        }
-    };
+    let r = pread_full(&file, &mut bufs.data[..len], off);
     let _ = done.send((k, bufs, r));
+}
+
+/// Fills `buf` from `off` on; returns how much it filled (less only at the end of the file).
+fn pread_full(file: &std::fs::File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], off + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// Bytes read past a block's end, so that a record straddling the boundary is usually whole
@@ -600,22 +603,12 @@ impl Reader<'_> {
 }
 
 /// Reads into `bufs.data` from `bstart + got` until it holds `want` bytes; returns how many it
-/// holds (fewer only at the end of the file).
+/// holds (fewer only at the end of the file, or after a read error, which the caller reports).
 fn extend(file: &std::fs::File, bufs: &mut Bufs, bstart: u64, got: usize, want: usize) -> usize {
-    use std::os::unix::fs::FileExt;
     if bufs.data.len() < want {
         bufs.data.resize(want, 0);
     }
-    let mut got = got;
-    while got < want {
-        match file.read_at(&mut bufs.data[got..want], bstart + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    got
+    got + pread_full(file, &mut bufs.data[got..want], bstart + got as u64).unwrap_or(0)
 }
 
 /// A record claiming more than the largest record there is, at `at`, with `left` bytes of file
