@@ -1,7 +1,7 @@
 //! Seeds for the fuzz targets from real captures: `seeds OUT_DIR CAPTURE...` writes, per target,
 //! each flow of the captures re-encoded as the target's chunk format (direction + payload), and
-//! the capture files themselves for `pcap_file`. Run by fuzz/run.sh on the shared corpus and the
-//! lab capture; nothing it writes is committed.
+//! the capture files themselves for `pcap_file` and `parallel_read`. Run by fuzz/run.sh on the
+//! shared corpus and the lab capture; nothing it writes is committed.
 
 use analyzer::decode::{decode, L4};
 use analyzer::source::pcap::PcapFile;
@@ -37,11 +37,14 @@ fn main() {
             continue;
         };
         n_files += 1;
-        let dir = out.join("pcap_file");
-        std::fs::create_dir_all(&dir).unwrap();
         if std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX) <= 1 << 20 {
             let name = path.file_name().unwrap().to_string_lossy().to_string();
-            std::fs::copy(path, dir.join(name)).unwrap();
+            // Whole files seed the reader targets (parallel_read takes the libpcap ones).
+            for target in ["pcap_file", "parallel_read"] {
+                let dir = out.join(target);
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::copy(path, dir.join(&name)).unwrap();
+            }
         }
         let tag = path.display().to_string();
         f.for_each(
