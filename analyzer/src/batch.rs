@@ -22,6 +22,14 @@ pub struct Pkt {
     pub d: Decoded,
 }
 
+impl Pkt {
+    /// This packet's L4 payload within `data` (its batch's or block's bytes).
+    #[inline]
+    pub fn payload_in<'a>(&self, data: &'a [u8]) -> &'a [u8] {
+        &data[self.payload_off as usize..(self.payload_off + self.payload_len) as usize]
+    }
+}
+
 /// A batch of packets bound for one worker.
 pub struct Batch {
     pub pkts: Vec<Pkt>,
@@ -75,7 +83,7 @@ impl Batch {
     }
     #[inline]
     pub fn payload(&self, p: &Pkt) -> &[u8] {
-        &self.data[p.payload_off as usize..(p.payload_off + p.payload_len) as usize]
+        p.payload_in(&self.data)
     }
 }
 

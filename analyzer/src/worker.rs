@@ -99,8 +99,7 @@ impl Worker {
             if clock > self.now {
                 self.advance(clock);
             }
-            let payload = &data[p.payload_off as usize..(p.payload_off + p.payload_len) as usize];
-            self.packet(p, payload);
+            self.packet(p, p.payload_in(data));
         }
         // The reader's clock moves a quiet worker's flows along too.
         if now_ns > self.now {
