@@ -5,7 +5,7 @@
 # libndpi-bin), `tshark -q -z io,phs` and `tcpdump -r FILE -w /dev/null` (the cost of merely reading
 # it): the median of RUNS wall-clock runs each, packets/s, and ratios against spanwatch with one
 # worker. Writes a Markdown table to stdout (bench/RESULTS.md keeps the last one).
-#   usage: bench/scripts/harness.sh [PACKETS]      (RUNS=5 by default)
+#   usage: [SCENARIOS="mix …"] bench/scripts/harness.sh [PACKETS]      (RUNS=5 by default)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-1000000}
@@ -21,7 +21,7 @@ echo "Runs: median of $RUNS, files in the page cache, one tool at a time."
 echo
 echo "| file | packets | tool | seconds | packets/s | spanwatch-1w ÷ tool (time) |"
 echo "|---|---|---|---|---|---|"
-for sc in mix udp-flood syn-flood elephant; do
+for sc in ${SCENARIOS:-mix udp-flood syn-flood elephant}; do
   f=$DIR/$sc-$N.pcap
   [ -s "$f" ] || "$BIN/gen" --scenario "$sc" --packets "$N" --seed 1 -o "$f" >/dev/null
   pk=$(capinfos -c -M "$f" 2>/dev/null | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
