@@ -16,13 +16,15 @@ use std::time::{Duration, Instant};
 /// The live tests share two CPUs: run them one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn root() -> bool {
+/// The turn of one live test (None, with a notice, where these tests cannot run: not root, no
+/// iproute2): held for the whole test, so the live tests run one at a time.
+fn turn() -> Option<std::sync::MutexGuard<'static, ()>> {
     // The effective uid, from /proc.
-    let ok = common::is_root() && Command::new("ip").arg("-V").output().is_ok();
-    if !ok {
+    if !(common::is_root() && Command::new("ip").arg("-V").output().is_ok()) {
         eprintln!("NOTICE: not root or no iproute2: live AF_XDP tests skipped");
+        return None;
     }
-    ok
+    Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// Two namespaces joined by a veth; removed on drop.
@@ -217,10 +219,9 @@ fn tmp(name: &str) -> PathBuf {
 
 #[test]
 fn live_counts_what_was_sent_in_both_modes() {
-    if !root() {
+    let Some(_one) = turn() else {
         return;
-    }
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     for mode in ["skb", "native"] {
         let lab = Lab::new(&mode[..1]);
         let m = tmp(&format!("{mode}.prom"));
@@ -289,10 +290,9 @@ fn live_counts_what_was_sent_in_both_modes() {
 
 #[test]
 fn no_program_survives_kill_9_and_none_is_replaced() {
-    if !root() {
+    let Some(_one) = turn() else {
         return;
-    }
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let lab = Lab::new("k");
     let m = tmp("k.prom");
     let mut first = lab.spanwatch(&["--xdp-mode", "skb"], &m);
@@ -338,10 +338,9 @@ fn bad_interface_is_one_line_exit_2() {
 
 #[test]
 fn missing_privilege_and_oversized_mtu_are_one_line_exit_2() {
-    if !root() {
+    let Some(_one) = turn() else {
         return;
-    }
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     // As an unprivileged user: the capabilities it needs are named.
     if let Ok(out) = Command::new("setpriv")
         .args([
@@ -378,10 +377,9 @@ fn missing_privilege_and_oversized_mtu_are_one_line_exit_2() {
 
 #[test]
 fn sighup_reopens_the_event_file_for_log_rotation() {
-    if !root() {
+    let Some(_one) = turn() else {
         return;
-    }
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let lab = Lab::new("h");
     let m = tmp("h.prom");
     let ev = tmp("h.ndjson");
@@ -423,10 +421,9 @@ fn thread_privileges(pid: u32) -> Vec<(String, String, String)> {
 
 #[test]
 fn user_drops_every_privilege_in_every_thread_and_capture_goes_on() {
-    if !root() {
+    let Some(_one) = turn() else {
         return;
-    }
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let lab = Lab::new("u");
     let m = tmp("u.prom");
     let sw = lab.spanwatch(&["--xdp-mode", "skb", "--user", "nobody"], &m);
@@ -472,10 +469,9 @@ fn counter_samples(text: &str) -> std::collections::BTreeMap<String, f64> {
 
 #[test]
 fn a_slow_worker_never_blocks_rx_and_every_drop_is_counted() {
-    if !root() {
+    let Some(_one) = turn() else {
         return;
-    }
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let lab = Lab::new("b");
     sh(&["ip", "-n", &lab.cap, "link", "set", "lo", "up"]);
     let m = tmp("b.prom");
