@@ -13,14 +13,8 @@ OUT=$(mktemp -d)
 cleanup() { set +e; ip netns pids "$S" 2>/dev/null | xargs -r kill 2>/dev/null; ip netns pids "$C" 2>/dev/null | xargs -r kill -INT 2>/dev/null; sleep 1; ip netns del "$S" 2>/dev/null; ip netns del "$C" 2>/dev/null; }
 trap cleanup EXIT INT TERM
 "$BIN/gen" --scenario mix --packets 100000 --seed 5 -o "$OUT/mix.pcap" >/dev/null
-ip netns add "$S"; ip netns add "$C"
-ip link add sws0 netns "$S" type veth peer name sws1 netns "$C"
-for x in "$S sws0" "$C sws1"; do
-  set -- $x
-  ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-  ip -n "$1" link set "$2" up
-  ip netns exec "$1" ethtool -K "$2" tso off gso off gro off >/dev/null 2>&1 || true
-done
+. bench/scripts/veth-pair.sh
+veth_pair "$S" sws0 "$C" sws1
 ip netns exec "$C" "$BIN/spanwatch" live --iface sws1 --xdp-mode skb --listen off --workers 1 \
   --metrics-out "$OUT/soak.prom" 2>"$OUT/err" &
 SW=$!

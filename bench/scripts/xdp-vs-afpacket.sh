@@ -11,14 +11,8 @@ BIN=target/release
 S=swb-s$$ C=swb-c$$
 cleanup() { set +e; ip netns pids "$C" 2>/dev/null | xargs -r kill 2>/dev/null; ip netns del "$S" 2>/dev/null; ip netns del "$C" 2>/dev/null; }
 trap cleanup EXIT INT TERM
-ip netns add "$S"; ip netns add "$C"
-ip link add swb0 netns "$S" type veth peer name swb1 netns "$C"
-for x in "$S swb0 198.18.9.1/24" "$C swb1 198.18.9.2/24"; do
-  set -- $x
-  ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-  ip -n "$1" addr add "$3" dev "$2"; ip -n "$1" link set "$2" up
-  ip netns exec "$1" ethtool -K "$2" tso off gso off gro off >/dev/null 2>&1 || true
-done
+. bench/scripts/veth-pair.sh
+veth_pair "$S" swb0 "$C" swb1 198.18.9.1/24 198.18.9.2/24
 MAC=$(ip -n "$C" -o link show swb1 | sed 's/.*link\/ether \([^ ]*\).*/\1/')
 ip -n "$S" neigh replace 198.18.9.2 lladdr "$MAC" dev swb0 nud permanent
 cpu_ns() { awk '{printf "%.0f\n", ($14 + $15) * 10000000}' "/proc/$1/stat"; }   # utime+stime, USER_HZ=100
