@@ -54,7 +54,9 @@ pub fn is_dns_message(b: &[u8]) -> bool {
     if qd > 64 || qd * 5 + (records - qd) * 11 > b.len() - 12 {
         return false;
     }
-    simple_dns::Packet::parse(b).is_ok() || (qd >= 1 && questions_walk(&b[12..], qd))
+    // The walk is cheap and settles nearly every real message; the full parse (which allocates)
+    // runs only where it does not.
+    (qd >= 1 && questions_walk(&b[12..], qd)) || simple_dns::Packet::parse(b).is_ok()
 }
 
 fn questions_walk(mut b: &[u8], n: usize) -> bool {

@@ -57,9 +57,34 @@ fn verb(line: &[u8]) -> &[u8] {
         .unwrap_or(head.len());
     &line[..end]
 }
-fn is_verb(v: &[u8], set: &[&[u8]]) -> bool {
-    set.iter().any(|s| v.eq_ignore_ascii_case(s))
+fn is_verb(v: &[u8], set: &[u64]) -> bool {
+    // Every listed verb is 3 to 8 letters: packed upper-case into a u64 it compares in one step.
+    (3..=8).contains(&v.len()) && v.iter().all(u8::is_ascii_alphabetic) && set.contains(&pack(v))
 }
+
+/// A verb of up to 8 letters, upper-cased, as one number (only meaningful for letters).
+const fn pack(v: &[u8]) -> u64 {
+    let mut k = 0u64;
+    let mut i = 0;
+    while i < v.len() {
+        k = (k << 8) | (v[i] & !0x20) as u64;
+        i += 1;
+    }
+    k
+}
+
+const fn packed<const N: usize>(list: &[&[u8]]) -> [u64; N] {
+    let mut out = [0u64; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = pack(list[i]);
+        i += 1;
+    }
+    out
+}
+const FTP_VERB_KEYS: [u64; FTP_VERBS.len()] = packed(FTP_VERBS);
+const NOT_FTP_KEYS: [u64; NOT_FTP.len()] = packed(NOT_FTP);
+const LOGIN_KEYS: [u64; 3] = packed(&[b"USER", b"PASS", b"AUTH"]);
 
 fn reply_code(line: &[u8]) -> Option<(u16, bool)> {
     if line.len() < 3 || !line[..3].iter().all(u8::is_ascii_digit) {
@@ -82,10 +107,19 @@ fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
     let b = p.payload;
     if p.from_client {
         let v = verb(b);
-        if is_verb(v, NOT_FTP) {
+        // Every verb either list names is 3 to 8 letters: anything else (a TLS record, binary)
+        // is settled without walking the lists.
+        if !(3..=8).contains(&v.len()) || !v.iter().all(u8::is_ascii_alphabetic) {
+            return if !b.is_empty() && b.len() < 4 && b.iter().all(u8::is_ascii_alphabetic) {
+                Verdict::Maybe
+            } else {
+                Verdict::No
+            };
+        }
+        if is_verb(v, &NOT_FTP_KEYS) {
             return Verdict::No;
         }
-        if is_verb(v, FTP_VERBS) || is_verb(v, &[b"USER", b"PASS", b"AUTH"]) {
+        if is_verb(v, &FTP_VERB_KEYS) || is_verb(v, &LOGIN_KEYS) {
             return Verdict::Yes;
         }
         // A command split across segments (`US` + `ER alice`): wait for more.
@@ -257,7 +291,7 @@ impl Inner {
         env.c.inc(slot::FTP_LINES);
         let v = verb(line);
         if self.counted.is_none()
-            && (is_verb(v, NOT_FTP)
+            && (is_verb(v, &NOT_FTP_KEYS)
                 || !(3..=4).contains(&v.len())
                 || !v.iter().all(u8::is_ascii_alphabetic))
         {

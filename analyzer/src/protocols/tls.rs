@@ -8,7 +8,7 @@ use super::{Env, Next, Pkt, Protocol, Session, Verdict};
 use crate::decode::L4;
 use crate::stream::{Chunk, Reassembler};
 use metrics::{slot, Proto, ResumeMethod, StreamIssue};
-use tls_parser::{TlsMessage, TlsMessageHandshake};
+use tls_parser::TlsMessageHandshake;
 
 pub static PROTOCOL: Protocol = Protocol {
     proto: Proto::Tls,
@@ -83,6 +83,30 @@ impl Session for TlsSession {
 
 const MAX_HELLO: usize = 64 * 1024;
 
+/// A ClientHello's legacy session id (RFC 5246 §7.4.1.2: at most 32 bytes), kept without allocating.
+#[derive(Clone, Copy)]
+struct SessionId {
+    len: u8,
+    bytes: [u8; 32],
+}
+
+impl SessionId {
+    fn new(id: &[u8]) -> Option<Self> {
+        if id.is_empty() || id.len() > 32 {
+            return None;
+        }
+        let mut bytes = [0; 32];
+        bytes[..id.len()].copy_from_slice(id);
+        Some(SessionId {
+            len: id.len() as u8,
+            bytes,
+        })
+    }
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
 /// One direction's record and handshake-message cursor.
 #[derive(Default)]
 struct Dir {
@@ -106,7 +130,7 @@ struct Dir {
 pub struct Tls {
     dirs: [Dir; 2],
     client_hellos: u8,
-    ch_session_id: Option<Vec<u8>>,
+    ch_session_id: Option<SessionId>,
     ch_ticket: bool,
     server_hello: bool,
     tls13: bool,
@@ -208,39 +232,46 @@ impl Tls {
                 d.msg.clear();
                 if len == 0 {
                     d.msg_hdr_len = 0;
-                    self.message(i, t, env);
+                    self.message(i, t, &[], env);
                     continue;
                 }
             }
             let d = &mut self.dirs[i];
             let k = (d.msg_left as usize).min(b.len());
-            if d.keep {
-                d.msg.extend_from_slice(&b[..k]);
+            let (part, rest) = b.split_at(k);
+            b = rest;
+            // A message that lies whole in this chunk (the usual case) is read where it lies;
+            // only one split across records or segments is gathered.
+            let whole = d.msg.is_empty() && k as u32 == d.msg_left;
+            if d.keep && !whole {
+                if d.msg.is_empty() {
+                    d.msg.reserve_exact(d.msg_left as usize);
+                }
+                d.msg.extend_from_slice(part);
             }
             d.msg_left -= k as u32;
-            b = &b[k..];
             if d.msg_left == 0 {
                 d.msg_hdr_len = 0;
                 let t = d.msg_hdr[0];
-                self.message(i, t, env);
+                if whole {
+                    self.message(i, t, part, env);
+                } else {
+                    let body = std::mem::take(&mut self.dirs[i].msg);
+                    self.message(i, t, &body, env);
+                    self.dirs[i].msg = body;
+                }
             }
         }
     }
 
     /// A whole handshake message of type `t` arrived from direction `i` (1: client).
-    fn message(&mut self, i: usize, t: u8, env: &mut Env<'_>) {
+    fn message(&mut self, i: usize, t: u8, body: &[u8], env: &mut Env<'_>) {
         let from_client = i == 1;
         match (from_client, t) {
-            (true, 1) => {
-                let body = std::mem::take(&mut self.dirs[i].msg);
-                self.client_hello(&body, env);
-                self.dirs[i].msg = body;
-            }
-            (false, 2) => {
-                let body = std::mem::take(&mut self.dirs[i].msg);
-                self.server_hello(&body, env);
-                self.dirs[i].msg = body;
-            }
+            (true, 1) if self.dirs[i].keep => self.client_hello(body, env),
+            (false, 2) if self.dirs[i].keep => self.server_hello(body, env),
+            (true, 1) => self.client_hello(&[], env),
+            (false, 2) => self.server_hello(&[], env),
             (false, 11) => self.server_certificate = true,
             //= https://www.rfc-editor.org/rfc/rfc6066#section-8
             //# the server MUST send the "CertificateStatus" message immediately after the "Certificate" message
@@ -255,11 +286,8 @@ impl Tls {
     fn client_hello(&mut self, body: &[u8], env: &mut Env<'_>) {
         env.c.inc(slot::TLS_HANDSHAKES);
         self.client_hellos = self.client_hellos.saturating_add(1);
-        let msg = with_header(1, body);
-        if let Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ClientHello(ch)))) =
-            tls_parser::parse_tls_message_handshake(&msg)
-        {
-            self.ch_session_id = ch.session_id.filter(|s| !s.is_empty()).map(|s| s.to_vec());
+        if let Ok((_, ch)) = tls_parser::parse_tls_handshake_client_hello(body) {
+            self.ch_session_id = ch.session_id.and_then(SessionId::new);
             //= https://www.rfc-editor.org/rfc/rfc5077#section-3.1
             //# the client includes the ticket in the SessionTicket extension within the ClientHello
             self.ch_ticket =
@@ -268,9 +296,7 @@ impl Tls {
     }
 
     fn server_hello(&mut self, body: &[u8], env: &mut Env<'_>) {
-        let msg = with_header(2, body);
-        let Ok((_, TlsMessage::Handshake(hs))) = tls_parser::parse_tls_message_handshake(&msg)
-        else {
+        let Ok((_, hs)) = tls_parser::parse_tls_handshake_msg_server_hello(body) else {
             return;
         };
         let (random, session_id, ext) = match hs {
@@ -286,15 +312,15 @@ impl Tls {
             return;
         }
         self.server_hello = true;
-        let exts: Vec<(u16, &[u8])> = extensions(ext.unwrap_or(&[])).collect();
-        self.tls13 = exts.iter().any(|&(t, v)| t == 43 && v == [3, 4]);
+        let exts = || extensions(ext.unwrap_or(&[]));
+        self.tls13 = exts().any(|(t, v)| t == 43 && v == [3, 4]);
         if self.resumed {
             return;
         }
         if self.tls13 {
             //= https://www.rfc-editor.org/rfc/rfc8446#section-4.2.11
             //# the server sends a "pre_shared_key" extension indicating the selected identity
-            if exts.iter().any(|&(t, _)| t == 41) {
+            if exts().any(|(t, _)| t == 41) {
                 self.resumed = true;
                 env.c.inc(slot::tls_resumed(ResumeMethod::Psk));
             }
@@ -374,14 +400,6 @@ const HRR_RANDOM: [u8; 32] = [
     0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
     0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
 ];
-
-fn with_header(t: u8, body: &[u8]) -> Vec<u8> {
-    let l = body.len() as u32;
-    let mut v = Vec::with_capacity(body.len() + 4);
-    v.extend_from_slice(&[t, (l >> 16) as u8, (l >> 8) as u8, l as u8]);
-    v.extend_from_slice(body);
-    v
-}
 
 /// Iterates (type, data) over a raw extensions block.
 fn extensions(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
