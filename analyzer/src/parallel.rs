@@ -17,11 +17,11 @@ use crate::pipeline::{FileReport, Options, Report};
 use crate::source::pcap::{
     legacy_caplen, legacy_record, Legacy, PcapFile, LEGACY_HEADER, MAX_RECORD,
 };
-use crate::timestamps::{self, measure, Anomaly, FlowId, EVENTS_PER_SOURCE};
+use crate::timestamps::{self, measure, Anomaly, FlowId, TsChecker, EVENTS_PER_SOURCE};
 use crate::worker::Worker;
 use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError};
 use metrics::events::EventSink;
-use metrics::{slot, Counters, DropReason, Source};
+use metrics::{slot, Counters, DropReason, LocalHist, Source};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -689,15 +689,27 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
     // The previous record: time, number, and its frame in this block (None: `prev_frame`).
     let mut prev: Option<(i64, u64, Option<Range>)> = prev.map(|(t, n)| (t, n, None));
     let (mut negatives, mut spacings) = (0u32, 0u32);
+    // The block's packet and byte counts and its ordinary (positive, possible) inter-arrival
+    // times are gathered here and added to the counters once, at the end of the block.
+    let (mut bytes, mut iat) = (0u64, LocalHist::default());
     while let Some((ts, wire_len, frame, len)) = legacy_record(&data[pos..], f.big_endian, f.ns) {
         let frame_ref = ((pos + 16) as u32, frame.len() as u32);
-        c.inc(slot::packets(src));
-        c.add(slot::bytes(src), wire_len as u64);
+        bytes += wire_len as u64;
         clock = clock.max(ts);
         first = first.min(ts);
         last = last.max(ts);
         if let Some((pts, pnum, pref)) = prev {
             let delta = ts.saturating_sub(pts);
+            if delta > 0 && !TsChecker::impossible(bps, delta, wire_len) {
+                iat.observe(delta as u64);
+                prev = Some((ts, number, Some(frame_ref)));
+                decode_record(
+                    f.link, frame, ts, wire_len, clock, number, base, n, parts, c,
+                );
+                number += 1;
+                pos += len;
+                continue;
+            }
             let (a, impossible) = measure(c, src, bps, delta, wire_len);
             let negative = a == Anomaly::Negative;
             // At most a budget's worth per kind per block can become events.
@@ -720,26 +732,15 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
             }
         }
         prev = Some((ts, number, Some(frame_ref)));
-        let mut d = Decoded::default();
-        match decode_into(f.link, frame, &mut d) {
-            Err(e) => c.inc(slot::decode_error(e)),
-            Ok(payload) => {
-                let payload = &payload[..payload.len().min(Batch::DATA)];
-                let off = (payload.as_ptr() as usize).wrapping_sub(base);
-                parts[pick(d.shard, n)].push(Pkt {
-                    ts_ns: ts,
-                    wire_len,
-                    clock_ns: clock,
-                    number,
-                    payload_off: off as u32,
-                    payload_len: payload.len() as u32,
-                    d,
-                });
-            }
-        }
+        decode_record(
+            f.link, frame, ts, wire_len, clock, number, base, n, parts, c,
+        );
         number += 1;
         pos += len;
     }
+    c.add(slot::packets(src), number - first_number);
+    c.add(slot::bytes(src), bytes);
+    c.merge_hist(slot::iat_hist(src), &iat);
     f.first_ts.fetch_min(first, Ordering::Relaxed);
     f.last_ts.fetch_max(last, Ordering::Relaxed);
     side.unpublished += number - first_number;
@@ -757,6 +758,41 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
     for out in &ctx.outs {
         // Each queue holds at most every block there is: this never waits.
         let _ = out.send(block.clone());
+    }
+}
+
+/// Decodes one record's frame and files it with the worker its address pair belongs to (`base`:
+/// where the block's bytes start, so the payload is kept as an offset).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn decode_record(
+    link: u32,
+    frame: &[u8],
+    ts: i64,
+    wire_len: u32,
+    clock: i64,
+    number: u64,
+    base: usize,
+    n: usize,
+    parts: &mut [Vec<Pkt>],
+    c: &mut Counters,
+) {
+    let mut d = Decoded::default();
+    match decode_into(link, frame, &mut d) {
+        Err(e) => c.inc(slot::decode_error(e)),
+        Ok(payload) => {
+            let payload = &payload[..payload.len().min(Batch::DATA)];
+            let off = (payload.as_ptr() as usize).wrapping_sub(base);
+            parts[pick(d.shard, n)].push(Pkt {
+                ts_ns: ts,
+                wire_len,
+                clock_ns: clock,
+                number,
+                payload_off: off as u32,
+                payload_len: payload.len() as u32,
+                d,
+            });
+        }
     }
 }
 

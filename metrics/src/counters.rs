@@ -19,6 +19,53 @@ impl Default for Counters {
     }
 }
 
+/// For each bit length of a value, the first bound at or above the smallest value of that length.
+const FIRST_BOUND: [u8; 65] = {
+    let mut t = [0u8; 65];
+    let mut bits = 1;
+    while bits < 65 {
+        let low = 1u128 << (bits - 1);
+        let mut i = 0;
+        while i < IAT_BOUNDS_NS.len() && (IAT_BOUNDS_NS[i] as u128) < low {
+            i += 1;
+        }
+        t[bits] = i as u8;
+        bits += 1;
+    }
+    t
+};
+
+/// The index of the first bound `ns` does not exceed (`IAT_BOUNDS_NS.len()`: above them all).
+/// Consecutive bounds are at least a factor 2 apart, so values of one bit length straddle at
+/// most one bound: a table lookup and one comparison.
+#[inline]
+fn bucket(ns: u64) -> usize {
+    let mut i = FIRST_BOUND[(64 - ns.leading_zeros()) as usize] as usize;
+    if i < IAT_BOUNDS_NS.len() && ns > IAT_BOUNDS_NS[i] {
+        i += 1;
+    }
+    i
+}
+
+/// Observations of one histogram gathered locally (a block of packets' worth) and added to the
+/// counters in one go with `Counters::merge_hist`: the same result as one `observe_ns` each.
+#[derive(Clone, Default)]
+pub struct LocalHist {
+    count: u64,
+    sum: u64,
+    buckets: [u64; IAT_BOUNDS_NS.len() + 1],
+}
+
+impl LocalHist {
+    #[inline]
+    pub fn observe(&mut self, ns: u64) {
+        self.count += 1;
+        self.sum = self.sum.saturating_add(ns);
+        // The extra last bucket (above every bound) is not a slot: only the count holds it.
+        self.buckets[bucket(ns)] += 1;
+    }
+}
+
 impl Counters {
     pub fn new() -> Self {
         Counters {
@@ -46,13 +93,20 @@ impl Counters {
     pub fn observe_ns(&mut self, base: usize, ns: u64) {
         self.v[base] += 1;
         self.v[base + 1] = self.v[base + 1].saturating_add(ns);
-        // 28 bounds: a short linear scan beats a binary search on branch prediction here.
-        let i = IAT_BOUNDS_NS
-            .iter()
-            .position(|&b| ns <= b)
-            .unwrap_or(IAT_BOUNDS_NS.len());
+        let i = bucket(ns);
         if i < IAT_BOUNDS_NS.len() {
             self.v[base + 2 + i] += 1;
+        }
+    }
+    /// Adds locally gathered observations to the histogram whose block starts at `base`.
+    pub fn merge_hist(&mut self, base: usize, h: &LocalHist) {
+        if h.count == 0 {
+            return;
+        }
+        self.v[base] += h.count;
+        self.v[base + 1] = self.v[base + 1].saturating_add(h.sum);
+        for (i, &n) in h.buckets[..IAT_BOUNDS_NS.len()].iter().enumerate() {
+            self.v[base + 2 + i] += n;
         }
     }
     pub fn merge_from(&mut self, other: &Counters) {
@@ -124,6 +178,58 @@ pub const HIST_LEN: usize = HIST_SLOTS;
 mod tests {
     use super::*;
     use crate::schema::Source;
+
+    #[test]
+    fn bucket_matches_a_scan_of_the_bounds() {
+        let scan = |ns: u64| {
+            IAT_BOUNDS_NS
+                .iter()
+                .position(|&b| ns <= b)
+                .unwrap_or(IAT_BOUNDS_NS.len())
+        };
+        assert!(IAT_BOUNDS_NS.windows(2).all(|w| w[1] >= 2 * w[0]));
+        let mut probes = vec![0, 1, u64::MAX, u64::MAX - 1];
+        for &b in &IAT_BOUNDS_NS {
+            probes.extend([b - 1, b, b + 1]);
+        }
+        for k in 0..64 {
+            probes.extend([(1u64 << k) - 1, 1 << k, (1 << k) + 1]);
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            probes.push(x >> (x % 64));
+        }
+        for ns in probes {
+            assert_eq!(bucket(ns), scan(ns), "{ns}");
+        }
+    }
+
+    #[test]
+    fn local_histogram_merges_like_single_observations() {
+        let b = slot::iat_hist(Source::Pcap);
+        let (mut one, mut merged, mut local) =
+            (Counters::new(), Counters::new(), LocalHist::default());
+        merged.observe_ns(b, 7);
+        one.observe_ns(b, 7);
+        for ns in [
+            0,
+            10,
+            11,
+            999,
+            1_000_000,
+            20_000_000_000,
+            u64::MAX,
+            u64::MAX,
+        ] {
+            one.observe_ns(b, ns);
+            local.observe(ns);
+        }
+        merged.merge_hist(b, &local);
+        assert_eq!(one.as_slice(), merged.as_slice());
+    }
 
     #[test]
     fn histogram_buckets_are_upper_inclusive() {

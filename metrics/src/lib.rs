@@ -10,5 +10,5 @@ pub mod http;
 pub mod schema;
 pub mod syslog;
 
-pub use counters::{Counters, Hub, Shared};
+pub use counters::{Counters, Hub, LocalHist, Shared};
 pub use schema::*;
