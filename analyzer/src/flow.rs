@@ -34,7 +34,9 @@ impl FlowKey {
     /// The key of a packet and whether the packet's source is endpoint `a`.
     #[inline]
     pub fn of(d: &Decoded) -> (FlowKey, bool) {
-        let src_first = (d.src, d.sport) <= (d.dst, d.dport);
+        // Addresses compare as big-endian numbers: the same order as bytewise, in two words.
+        let (s, t) = (u128::from_be_bytes(d.src), u128::from_be_bytes(d.dst));
+        let src_first = s < t || (s == t && d.sport <= d.dport);
         let (a, pa, b, pb) = if src_first {
             (d.src, d.sport, d.dst, d.dport)
         } else {
@@ -172,15 +174,8 @@ impl FlowTable {
     }
 
     pub fn insert(&mut self, key: FlowKey, hash: u64, l4: L4, ts: i64, client_is_a: bool) -> u32 {
-        let i = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slab.push(Flow::default());
-                (self.slab.len() - 1) as u32
-            }
-        };
         let list = if l4 == L4::Tcp { LIST_TCP } else { LIST_OTHER };
-        self.slab[i as usize] = Flow {
+        let flow = Flow {
             key,
             hash,
             l4,
@@ -192,6 +187,17 @@ impl FlowTable {
             prev: NIL,
             next: NIL,
             ..Flow::default()
+        };
+        // Written once, where it will live.
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slab[i as usize] = flow;
+                i
+            }
+            None => {
+                self.slab.push(flow);
+                (self.slab.len() - 1) as u32
+            }
         };
         let slab = &self.slab;
         self.index
@@ -292,12 +298,13 @@ impl FlowTable {
 
     /// Hands every flow to `f` (list by list, least recently seen first, as `pop_any` would) and
     /// leaves the table empty; cheaper than removing them one by one (end of input).
-    pub fn drain(&mut self, mut f: impl FnMut(Flow)) {
+    pub fn drain(&mut self, mut f: impl FnMut(&mut Flow)) {
         for l in 0..3 {
             let mut i = self.heads[l];
             while i != NIL {
-                let next = self.slab[i as usize].next;
-                f(std::mem::take(&mut self.slab[i as usize]));
+                let flow = &mut self.slab[i as usize];
+                let next = flow.next;
+                f(flow);
                 i = next;
             }
         }

@@ -113,7 +113,7 @@ impl Worker {
             return;
         }
         while let Some((f, why)) = self.table.pop_expired(now) {
-            self.finish(f, why);
+            self.finish(&mut { f }, why);
         }
     }
 
@@ -194,7 +194,7 @@ impl Worker {
         if let Some(i) = idx {
             if syn_only && self.table.is_closed(i) {
                 let f = self.table.remove(i);
-                self.finish(f, Exit::Closed);
+                self.finish(&mut { f }, Exit::Closed);
                 idx = None;
             }
         }
@@ -295,7 +295,7 @@ impl Worker {
     fn new_flow(&mut self, key: FlowKey, src_is_a: bool, d: &Decoded, ts: i64) -> u32 {
         if self.table.full() {
             if let Some(f) = self.table.pop_oldest() {
-                self.finish(f, Exit::Pressure);
+                self.finish(&mut { f }, Exit::Pressure);
             }
         }
         // The client is whoever sent the SYN; a SYN-ACK names the other side; else the first sender.
@@ -327,7 +327,7 @@ impl Worker {
         i
     }
 
-    fn finish(&mut self, mut f: Flow, why: Exit) {
+    fn finish(&mut self, f: &mut Flow, why: Exit) {
         match why {
             Exit::Timeout => self.c.inc(slot::flows_evicted(EvictReason::Timeout)),
             Exit::Pressure => self.c.inc(slot::flows_evicted(EvictReason::Pressure)),
@@ -383,33 +383,41 @@ impl Worker {
     }
 }
 
-/// The registry's indices (its bit numbers) of the analyzers for each transport, in registry order,
-/// so a new flow is probed only by the analyzers of its own transport.
-static BY_L4: std::sync::LazyLock<[Vec<usize>; 3]> = std::sync::LazyLock::new(|| {
-    [L4::Tcp, L4::Udp, L4::OtherIp].map(|l4| {
-        (0..PROTOCOLS.len())
-            .filter(|&i| PROTOCOLS[i].l4 == l4)
-            .collect()
-    })
-});
+/// For each transport (TCP, UDP, other IP), the registry's analyzers for it as a bit mask (bit i:
+/// `PROTOCOLS[i]`), so a new flow is probed only by the analyzers of its own transport, in
+/// registry order.
+const BY_L4: [u32; 3] = {
+    let mut m = [0u32; 3];
+    let mut i = 0;
+    while i < PROTOCOLS.len() {
+        let t = match PROTOCOLS[i].l4 {
+            L4::Tcp => 0,
+            L4::Udp => 1,
+            _ => 2,
+        };
+        m[t] |= 1 << i;
+        i += 1;
+    }
+    m
+};
 
-fn candidates(l4: L4) -> &'static [usize] {
+fn candidates(l4: L4) -> u32 {
     match l4 {
-        L4::Tcp => &BY_L4[0],
-        L4::Udp => &BY_L4[1],
-        L4::OtherIp => &BY_L4[2],
-        _ => &[],
+        L4::Tcp => BY_L4[0],
+        L4::Udp => BY_L4[1],
+        L4::OtherIp => BY_L4[2],
+        _ => 0,
     }
 }
 
 fn classify(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env<'_>) {
     f.payload_pkts = f.payload_pkts.saturating_add(1);
     let mut maybe = false;
-    for &bit in candidates(f.l4) {
+    let mut left = candidates(f.l4) & !f.rejected;
+    while left != 0 {
+        let bit = left.trailing_zeros() as usize;
+        left &= left - 1;
         let pr = PROTOCOLS[bit];
-        if f.rejected & (1 << bit) != 0 {
-            continue;
-        }
         match (pr.probe)(pk, &mut f.memo[bit]) {
             Verdict::Yes => {
                 f.class = Class::Known(pr.proto);

@@ -23,6 +23,10 @@ fn is_request(b: &[u8]) -> bool {
 
 fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
     let b = p.payload;
+    // Every accepted start is upper-case ASCII: most payloads are settled by their first byte.
+    if !matches!(b.first(), Some(b'M' | b'N' | b'S' | b'H')) {
+        return Verdict::No;
+    }
     if is_request(b) || ((p.d.sport == 1900 || p.d.dport == 1900) && b.starts_with(b"HTTP/1.1 200"))
     {
         Verdict::Yes
