@@ -107,11 +107,16 @@ impl Worker {
         }
     }
 
+    #[inline]
     fn advance(&mut self, now: i64) {
         self.now = now;
-        if !self.table.may_expire(now) {
-            return;
+        if self.table.may_expire(now) {
+            self.expire(now);
         }
+    }
+
+    #[cold]
+    fn expire(&mut self, now: i64) {
         while let Some((f, why)) = self.table.pop_expired(now) {
             self.finish(&mut { f }, why);
         }

@@ -143,10 +143,20 @@ impl Parser {
                     let room = MAX_HEAD.saturating_sub(self.head.len());
                     let take = b.len().min(room);
                     let before = self.head.len();
-                    self.head.extend_from_slice(&b[..take]);
+                    // A head that starts here is parsed where it lies (the usual case: a whole
+                    // request in one segment); only one split across segments is gathered.
+                    let in_place = before == 0;
+                    if !in_place {
+                        self.head.extend_from_slice(&b[..take]);
+                    }
                     let mut headers = [httparse::EMPTY_HEADER; 48];
                     let mut req = httparse::Request::new(&mut headers);
-                    match req.parse(&self.head) {
+                    let parsed = if in_place {
+                        req.parse(&b[..take])
+                    } else {
+                        req.parse(&self.head)
+                    };
+                    match parsed {
                         Ok(httparse::Status::Complete(n)) => {
                             let kind = classify(&req);
                             env.c.inc(slot::http_request(kind));
@@ -156,6 +166,9 @@ impl Parser {
                             b = &b[used.min(b.len())..];
                         }
                         Ok(httparse::Status::Partial) => {
+                            if in_place {
+                                self.head.extend_from_slice(&b[..take]);
+                            }
                             if self.head.len() >= MAX_HEAD {
                                 env.c.inc(slot::stream_issue(StreamIssue::OverlongLine));
                                 self.head.clear();
