@@ -272,8 +272,14 @@ fn body_of(req: &httparse::Request<'_, '_>) -> Body {
 pub fn classify(req: &httparse::Request<'_, '_>) -> HttpKind {
     let method = req.method.unwrap_or("");
     let path = req.path.unwrap_or("");
-    // Absolute-form targets (proxies) carry scheme and host first.
-    let path = match path.find("://") {
+    // Absolute-form targets (proxies) carry scheme and host first; origin-form ones start with
+    // the path (RFC 9112 §3.2), whose query may hold a "://" of its own.
+    let absolute = if path.starts_with('/') {
+        None
+    } else {
+        path.find("://")
+    };
+    let path = match absolute {
         Some(i) => path[i + 3..].find('/').map_or("/", |j| &path[i + 3 + j..]),
         None => path,
     };
@@ -423,6 +429,15 @@ mod tests {
         // A real OCSP GET (zeek tls_ocsp_http_get): base64 of a DER OCSPRequest.
         assert_eq!(kind(b"GET /MFEwTzBNMEswSTAJBgUrDgMCGgUABBTIbh6b7eAyGVjXnn9TgpmAvOCK0gQUSpg%2BZBdsfkqzJ5ijfzBlY3BlSwcCEApemEYKE9knGCZ3jP7pVEA%3D HTTP/1.1\r\nHost: ocsp\r\n\r\n"), HttpKind::Ocsp);
         assert_eq!(kind(b"GET /index.html HTTP/1.1\r\n\r\n"), HttpKind::Other);
+        // Absolute form (to a proxy), and an origin-form query that holds a URL.
+        assert_eq!(
+            kind(b"GET http://h.example/pks/lookup?op=get HTTP/1.1\r\n\r\n"),
+            HttpKind::Hkp
+        );
+        assert_eq!(
+            kind(b"GET /pks/lookup?op=get&r=http://x/y HTTP/1.1\r\n\r\n"),
+            HttpKind::Hkp
+        );
     }
 
     #[test]
