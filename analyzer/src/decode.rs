@@ -98,6 +98,7 @@ impl Decoded {
     pub fn is_icmp_error(&self) -> bool {
         self.l4 == L4::Icmp && icmp_error_kind(self.v6, self.icmp_type).is_some()
     }
+    #[inline]
     pub(crate) fn finish_hashes(&mut self) {
         self.shard = shard_hash(&self.src, &self.dst);
         self.flow = flow_hash(self.shard, self.sport, self.dport, self.proto);
@@ -312,8 +313,8 @@ pub fn decode(link: u32, frame: &[u8]) -> Result<(Decoded, &[u8]), DecodeError> 
 }
 
 /// `decode` into `d`, which must be `Decoded::default()` (the hot path: the common case is
-/// written in place, with no copy of the result).
-#[inline]
+/// written in place, with no copy of the result, inlined into its caller).
+#[inline(always)]
 pub fn decode_into<'a>(
     link: u32,
     frame: &'a [u8],
@@ -322,6 +323,16 @@ pub fn decode_into<'a>(
     if let Some(p) = decode_fast_into(link, frame, d) {
         return Ok(p);
     }
+    decode_general_into(link, frame, d)
+}
+
+/// The general path of `decode_into`, kept out of its callers.
+#[inline(never)]
+fn decode_general_into<'a>(
+    link: u32,
+    frame: &'a [u8],
+    d: &mut Decoded,
+) -> Result<&'a [u8], DecodeError> {
     let (r, p) = decode_at(link, frame, 0)?;
     *d = r;
     Ok(p)

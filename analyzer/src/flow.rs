@@ -330,6 +330,7 @@ impl FlowTable {
         f
     }
 
+    #[inline(always)]
     fn unlink(&mut self, i: u32) {
         let (list, prev, next) = {
             let f = &self.slab[i as usize];

@@ -189,6 +189,7 @@ impl Worker {
         self.c.inc(slot::icmp_error(kind, proto));
     }
 
+    #[inline(always)]
     fn flow_packet(&mut self, ts: i64, number: u64, d: &Decoded, payload: &[u8]) {
         let (key, src_is_a) = FlowKey::of(d);
         let syn_only =

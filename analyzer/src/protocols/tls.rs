@@ -155,13 +155,19 @@ impl Tls {
         while !b.is_empty() && !self.dirs[i].encrypted {
             let d = &mut self.dirs[i];
             if d.rec_left == 0 {
-                let need = 5 - d.hdr_len as usize;
-                let k = need.min(b.len());
-                d.hdr[d.hdr_len as usize..d.hdr_len as usize + k].copy_from_slice(&b[..k]);
-                d.hdr_len += k as u8;
-                b = &b[k..];
-                if d.hdr_len < 5 {
-                    return;
+                if d.hdr_len == 0 && b.len() >= 5 {
+                    // The usual case: a whole header here (no partial one held).
+                    d.hdr.copy_from_slice(&b[..5]);
+                    b = &b[5..];
+                } else {
+                    let need = 5 - d.hdr_len as usize;
+                    let k = need.min(b.len());
+                    d.hdr[d.hdr_len as usize..d.hdr_len as usize + k].copy_from_slice(&b[..k]);
+                    d.hdr_len += k as u8;
+                    b = &b[k..];
+                    if d.hdr_len < 5 {
+                        return;
+                    }
                 }
                 d.hdr_len = 0;
                 let (t, major, len) =
@@ -217,13 +223,19 @@ impl Tls {
         while !b.is_empty() {
             let d = &mut self.dirs[i];
             if d.msg_left == 0 && d.msg_hdr_len < 4 {
-                let k = (4 - d.msg_hdr_len as usize).min(b.len());
-                d.msg_hdr[d.msg_hdr_len as usize..d.msg_hdr_len as usize + k]
-                    .copy_from_slice(&b[..k]);
-                d.msg_hdr_len += k as u8;
-                b = &b[k..];
-                if d.msg_hdr_len < 4 {
-                    return;
+                if d.msg_hdr_len == 0 && b.len() >= 4 {
+                    d.msg_hdr.copy_from_slice(&b[..4]);
+                    d.msg_hdr_len = 4;
+                    b = &b[4..];
+                } else {
+                    let k = (4 - d.msg_hdr_len as usize).min(b.len());
+                    d.msg_hdr[d.msg_hdr_len as usize..d.msg_hdr_len as usize + k]
+                        .copy_from_slice(&b[..k]);
+                    d.msg_hdr_len += k as u8;
+                    b = &b[k..];
+                    if d.msg_hdr_len < 4 {
+                        return;
+                    }
                 }
                 let t = d.msg_hdr[0];
                 let len = u32::from_be_bytes([0, d.msg_hdr[1], d.msg_hdr[2], d.msg_hdr[3]]);
