@@ -34,8 +34,9 @@ impl FlowKey {
     /// The key of a packet and whether the packet's source is endpoint `a`.
     #[inline]
     pub fn of(d: &Decoded) -> (FlowKey, bool) {
-        // Addresses compare as big-endian numbers: the same order as bytewise, in two words.
-        let (s, t) = (u128::from_be_bytes(d.src), u128::from_be_bytes(d.dst));
+        // Any fixed order of the two endpoints will do (it only picks which one is `a`):
+        // addresses compare as numbers in the machine's byte order, in two words.
+        let (s, t) = (u128::from_ne_bytes(d.src), u128::from_ne_bytes(d.dst));
         let src_first = s < t || (s == t && d.sport <= d.dport);
         let (a, pa, b, pb) = if src_first {
             (d.src, d.sport, d.dst, d.dport)

@@ -697,7 +697,8 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
     let base = data.as_ptr() as usize;
     let (mut pos, mut number, mut clock) = (range.0 as usize, first_number, i64::MIN);
     let data = &data[..range.1 as usize];
-    let (mut first, mut last) = (i64::MAX, i64::MIN);
+    // The block's earliest time; its latest is `clock`.
+    let mut first = i64::MAX;
     // The previous record: time, number, and its frame in this block (None: `prev_frame`).
     let mut prev: Option<(i64, u64, Option<Range>)> = prev.map(|(t, n)| (t, n, None));
     let (mut negatives, mut spacings) = (0u32, 0u32);
@@ -709,7 +710,6 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
         bytes += wire_len as u64;
         clock = clock.max(ts);
         first = first.min(ts);
-        last = last.max(ts);
         if let Some((pts, pnum, pref)) = prev {
             let delta = ts.saturating_sub(pts);
             if delta > 0 && !TsChecker::impossible(bps, delta, wire_len) {
@@ -754,7 +754,7 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
     c.add(slot::bytes(src), bytes);
     c.merge_hist(slot::iat_hist(src), &iat);
     f.first_ts.fetch_min(first, Ordering::Relaxed);
-    f.last_ts.fetch_max(last, Ordering::Relaxed);
+    f.last_ts.fetch_max(clock, Ordering::Relaxed);
     side.unpublished += number - first_number;
     if side.unpublished >= PUBLISH_EVERY as u64 {
         side.unpublished = 0;
