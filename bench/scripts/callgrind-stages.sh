@@ -8,15 +8,16 @@ cd "$(dirname "$0")/../.."
 N=${1:-100000}
 cargo build --release -q -p spanwatch -p spanwatch-bench
 DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT
-# Stage = inclusive instructions of the function that is the stage (names as callgrind sees them
-# after inlining; a stage that was inlined away shows as "-").
+# Stage = inclusive instructions of the function that is the stage, summed over every source
+# file its code came from (bench/scripts/cg-functions.py: callgrind_annotate splits an
+# inlined-into function by file). A stage that was inlined away shows as "-".
 stages=(
-  "partition: decode, timestamps, shard|analyzer::parallel::partition "
+  "partition: decode, timestamps, shard|analyzer::parallel::partition"
   "memcpy|__memcpy_avx_unaligned_erms"
-  "worker: all|analyzer::worker::Worker::process_pkts "
-  "worker: classify (probes)|analyzer::worker::classify "
-  "worker: flow insert|analyzer::flow::FlowTable::insert "
-  "worker: end of input|analyzer::worker::Worker::finish_all "
+  "worker: all|analyzer::worker::Worker::process_pkts"
+  "worker: classify (probes)|analyzer::worker::classify"
+  "worker: flow insert|analyzer::flow::FlowTable::insert"
+  "worker: end of input|analyzer::worker::Worker::finish_all"
 )
 printf '| scenario | packets | whole process |'; for s in "${stages[@]}"; do printf ' %s |' "${s%%|*}"; done; echo
 printf '|---|---|---|'; for s in "${stages[@]}"; do printf -- '---|'; done; echo
@@ -25,12 +26,10 @@ for sc in mix udp-flood syn-flood elephant; do
   pk=$(target/release/gen --scenario "$sc" --packets "$N" --seed 1 -o "$f" | python3 -c 'import json,sys; print(json.load(sys.stdin)["packets"])')
   valgrind --tool=callgrind --callgrind-out-file="$DIR/cg" target/release/spanwatch read --workers 1 "$f" >/dev/null 2>"$DIR/err"
   total=$(awk '/Collected :/ {print $NF}' "$DIR/err")
-  callgrind_annotate --inclusive=yes "$DIR/cg" 2>/dev/null > "$DIR/ann"
   printf '| %s | %s | %.0f |' "$sc" "$pk" "$(echo "$total / $pk" | bc -l)"
   for s in "${stages[@]}"; do
-    pat=${s#*|}
-    ir=$(grep -F "$pat" "$DIR/ann" | head -1 | awk '{gsub(/,/,"",$1); print $1}' || true)
-    if [ -n "$ir" ]; then printf ' %.0f |' "$(echo "$ir / $pk" | bc -l)"; else printf ' - |'; fi
+    ir=$(python3 bench/scripts/cg-functions.py "$DIR/cg" "${s#*|}" | cut -f3)
+    if [ "${ir:-0}" -gt 0 ]; then printf ' %.0f |' "$(echo "$ir / $pk" | bc -l)"; else printf ' - |'; fi
   done
   echo
 done
