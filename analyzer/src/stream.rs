@@ -73,12 +73,14 @@ impl Reassembler {
             self.drain(&mut out);
             return;
         }
-        // Ahead of what we have: hold it if there is room.
+        // Ahead of what we have: a retransmission of a segment already held changes nothing
+        // (even with the buffer full); anything else is held if there is room.
+        if self.ooo.iter().any(|(s, _)| *s == seq) {
+            return;
+        }
         if self.ooo.len() < OOO_SEGMENTS && self.ooo_bytes + payload.len() <= OOO_BYTES {
-            if !self.ooo.iter().any(|(s, _)| *s == seq) {
-                self.ooo_bytes += payload.len();
-                self.ooo.push((seq, payload.to_vec()));
-            }
+            self.ooo_bytes += payload.len();
+            self.ooo.push((seq, payload.to_vec()));
             return;
         }
         // No room: give up on the hole and resume at the earliest byte we hold.
@@ -255,6 +257,43 @@ mod tests {
             });
         }
         assert_eq!(out, b"ABCDEF");
+    }
+
+    /// Pushes segments of one byte each at `seqs` (after a SYN at 0); returns the bytes handed on
+    /// and the gaps declared.
+    fn one_byte_segments(seqs: &[u32]) -> (Vec<u8>, u32) {
+        let mut r = Reassembler::default();
+        let mut out = Vec::new();
+        r.push(0, true, b"", |_| {});
+        for &s in seqs {
+            r.push(s, false, &[b'a' + (s % 26) as u8], |c| {
+                if let Chunk::Data(d) = c {
+                    out.extend_from_slice(d)
+                }
+            });
+        }
+        (out, r.gaps)
+    }
+
+    #[test]
+    fn a_full_buffer_takes_retransmissions_of_what_it_holds() {
+        // Bytes 2..=17 held (a full buffer), byte 2 sent again, then the hole (byte 1) filled.
+        let mut seqs: Vec<u32> = (2..2 + OOO_SEGMENTS as u32).collect();
+        seqs.push(2);
+        seqs.push(1);
+        let (out, gaps) = one_byte_segments(&seqs);
+        assert_eq!(gaps, 0);
+        assert_eq!(out.len(), OOO_SEGMENTS + 1);
+    }
+
+    #[test]
+    fn a_hole_with_more_segments_behind_it_than_the_buffer_holds_is_a_gap() {
+        let mut seqs: Vec<u32> = (2..3 + OOO_SEGMENTS as u32).collect();
+        seqs.push(1);
+        let (out, gaps) = one_byte_segments(&seqs);
+        assert_eq!(gaps, 1);
+        // Resumed at the earliest byte held; the late byte 1 is behind it and dropped.
+        assert_eq!(out.len(), OOO_SEGMENTS + 1);
     }
 
     #[test]
