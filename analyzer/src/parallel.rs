@@ -713,34 +713,29 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
         if let Some((pts, pnum, pref)) = prev {
             let delta = ts.saturating_sub(pts);
             if delta > 0 && !TsChecker::impossible(bps, delta, wire_len) {
+                // The usual case: counted in the block's tally, nothing to report.
                 iat.observe(delta as u64);
-                prev = Some((ts, number, Some(frame_ref)));
-                decode_record(
-                    f.link, frame, ts, wire_len, clock, number, base, n, parts, c,
-                );
-                number += 1;
-                pos += len;
-                continue;
-            }
-            let (a, impossible) = measure(c, src, bps, delta, wire_len);
-            let negative = a == Anomaly::Negative;
-            // At most a budget's worth per kind per block can become events.
-            let room = if negative {
-                &mut negatives
             } else {
-                &mut spacings
-            };
-            if (negative || impossible) && *room < EVENTS_PER_SOURCE {
-                *room += 1;
-                cands.push(Cand {
-                    negative,
-                    number,
-                    delta,
-                    ts,
-                    prev_number: pnum,
-                    frame: frame_ref,
-                    prev: pref,
-                });
+                let (a, impossible) = measure(c, src, bps, delta, wire_len);
+                let negative = a == Anomaly::Negative;
+                // At most a budget's worth per kind per block can become events.
+                let room = if negative {
+                    &mut negatives
+                } else {
+                    &mut spacings
+                };
+                if (negative || impossible) && *room < EVENTS_PER_SOURCE {
+                    *room += 1;
+                    cands.push(Cand {
+                        negative,
+                        number,
+                        delta,
+                        ts,
+                        prev_number: pnum,
+                        frame: frame_ref,
+                        prev: pref,
+                    });
+                }
             }
         }
         prev = Some((ts, number, Some(frame_ref)));

@@ -155,19 +155,8 @@ impl Tls {
         while !b.is_empty() && !self.dirs[i].encrypted {
             let d = &mut self.dirs[i];
             if d.rec_left == 0 {
-                if d.hdr_len == 0 && b.len() >= 5 {
-                    // The usual case: a whole header here (no partial one held).
-                    d.hdr.copy_from_slice(&b[..5]);
-                    b = &b[5..];
-                } else {
-                    let need = 5 - d.hdr_len as usize;
-                    let k = need.min(b.len());
-                    d.hdr[d.hdr_len as usize..d.hdr_len as usize + k].copy_from_slice(&b[..k]);
-                    d.hdr_len += k as u8;
-                    b = &b[k..];
-                    if d.hdr_len < 5 {
-                        return;
-                    }
+                if !gather(&mut d.hdr, &mut d.hdr_len, &mut b) {
+                    return;
                 }
                 d.hdr_len = 0;
                 let (t, major, len) =
@@ -223,19 +212,8 @@ impl Tls {
         while !b.is_empty() {
             let d = &mut self.dirs[i];
             if d.msg_left == 0 && d.msg_hdr_len < 4 {
-                if d.msg_hdr_len == 0 && b.len() >= 4 {
-                    d.msg_hdr.copy_from_slice(&b[..4]);
-                    d.msg_hdr_len = 4;
-                    b = &b[4..];
-                } else {
-                    let k = (4 - d.msg_hdr_len as usize).min(b.len());
-                    d.msg_hdr[d.msg_hdr_len as usize..d.msg_hdr_len as usize + k]
-                        .copy_from_slice(&b[..k]);
-                    d.msg_hdr_len += k as u8;
-                    b = &b[k..];
-                    if d.msg_hdr_len < 4 {
-                        return;
-                    }
+                if !gather(&mut d.msg_hdr, &mut d.msg_hdr_len, &mut b) {
+                    return;
                 }
                 let t = d.msg_hdr[0];
                 let len = u32::from_be_bytes([0, d.msg_hdr[1], d.msg_hdr[2], d.msg_hdr[3]]);
@@ -412,6 +390,24 @@ const HRR_RANDOM: [u8; 32] = [
     0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
     0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
 ];
+
+/// Moves bytes from the front of `b` into the fixed-size header `hdr`, of which `have` bytes are
+/// already there (a header split across segments); true once it is complete.
+#[inline]
+fn gather<const N: usize>(hdr: &mut [u8; N], have: &mut u8, b: &mut &[u8]) -> bool {
+    if *have == 0 && b.len() >= N {
+        // The usual case: the whole header is here.
+        hdr.copy_from_slice(&b[..N]);
+        *b = &b[N..];
+        *have = N as u8;
+        return true;
+    }
+    let k = (N - *have as usize).min(b.len());
+    hdr[*have as usize..*have as usize + k].copy_from_slice(&b[..k]);
+    *have += k as u8;
+    *b = &b[k..];
+    *have as usize == N
+}
 
 /// Iterates (type, data) over a raw extensions block.
 fn extensions(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
