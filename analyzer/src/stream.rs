@@ -70,7 +70,9 @@ impl Reassembler {
             }
             out(Chunk::Data(&payload[skip..]));
             self.next = Some(next.wrapping_add((payload.len() - skip) as u32));
-            self.drain(&mut out);
+            if !self.ooo.is_empty() {
+                self.drain(&mut out);
+            }
             return;
         }
         // Ahead of what we have: a retransmission of a segment already held changes nothing
