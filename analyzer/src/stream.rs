@@ -279,7 +279,7 @@ mod tests {
 
     #[test]
     fn a_full_buffer_takes_retransmissions_of_what_it_holds() {
-        // Bytes 2..=17 held (a full buffer), byte 2 sent again, then the hole (byte 1) filled.
+        // Bytes 2 on held (a full buffer), byte 2 sent again, then the hole (byte 1) filled.
         let mut seqs: Vec<u32> = (2..2 + OOO_SEGMENTS as u32).collect();
         seqs.push(2);
         seqs.push(1);
