@@ -107,15 +107,6 @@ fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
     let b = p.payload;
     if p.from_client {
         let v = verb(b);
-        // Every verb either list names is 3 to 8 letters: anything else (a TLS record, binary)
-        // is settled without walking the lists.
-        if !(3..=8).contains(&v.len()) || !v.iter().all(u8::is_ascii_alphabetic) {
-            return if !b.is_empty() && b.len() < 4 && b.iter().all(u8::is_ascii_alphabetic) {
-                Verdict::Maybe
-            } else {
-                Verdict::No
-            };
-        }
         if is_verb(v, &NOT_FTP_KEYS) {
             return Verdict::No;
         }
