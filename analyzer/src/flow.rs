@@ -14,6 +14,8 @@ pub const UDP_TIMEOUT_NS: i64 = 60_000_000_000;
 pub const CLOSED_LINGER_NS: i64 = 5_000_000_000;
 
 const NIL: u32 = u32::MAX;
+/// Analyzers a flow keeps a private probe byte for (the registry may hold at most this many).
+pub const MEMO_SLOTS: usize = 16;
 pub const LIST_TCP: u8 = 0;
 pub const LIST_OTHER: u8 = 1;
 pub const LIST_CLOSED: u8 = 2;
@@ -85,7 +87,7 @@ pub struct Flow {
     pub client_is_a: bool,
     /// Probes that said No (bit per registry index) and each probe's private byte.
     pub rejected: u32,
-    pub memo: [u8; 16],
+    pub memo: [u8; MEMO_SLOTS],
     pub payload_pkts: u16,
     /// Payload packets seen while the flow was unclassified (added to its protocol once known).
     pub pending_pkts: u32,
@@ -174,10 +176,10 @@ impl FlowTable {
         self.len >= self.cap
     }
 
-    pub fn insert(&mut self, key: FlowKey, hash: u64, l4: L4, ts: i64, client_is_a: bool) -> u32 {
+    pub fn insert(&mut self, key: &FlowKey, hash: u64, l4: L4, ts: i64, client_is_a: bool) -> u32 {
         let list = if l4 == L4::Tcp { LIST_TCP } else { LIST_OTHER };
         let flow = Flow {
-            key,
+            key: *key,
             hash,
             l4,
             first_ts: ts,
@@ -431,7 +433,7 @@ mod tests {
     fn expiry_in_packet_time() {
         let mut t = FlowTable::new(10);
         let (k, h) = key(1);
-        let i = t.insert(k, h, L4::Udp, 0, true);
+        let i = t.insert(&k, h, L4::Udp, 0, true);
         assert_eq!(t.find(h, &k), Some(i));
         assert!(t.pop_expired(UDP_TIMEOUT_NS).is_none());
         let (f, why) = t.pop_expired(UDP_TIMEOUT_NS + 1).unwrap();
@@ -451,7 +453,7 @@ mod tests {
                         Some(i) => t.touch(i, ts),
                         None => {
                             if t.full() { t.pop_oldest(); }
-                            t.insert(k, h, if n % 2 == 0 { L4::Tcp } else { L4::Udp }, ts, true);
+                            t.insert(&k, h, if n % 2 == 0 { L4::Tcp } else { L4::Udp }, ts, true);
                         }
                     },
                     2 => {

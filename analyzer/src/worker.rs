@@ -4,7 +4,7 @@
 
 use crate::batch::{Batch, Pkt as BatchPkt};
 use crate::decode::{tcp_flags, Decoded, L4};
-use crate::flow::{Class, Exit, Flow, FlowKey, FlowTable, SentData};
+use crate::flow::{Class, Exit, Flow, FlowKey, FlowTable, SentData, MEMO_SLOTS};
 use crate::frag::{FragResult, Reassembly};
 use crate::protocols::{self, ftp, icmp, Config, Env, Next, Pkt, Shared, Verdict, PROTOCOLS};
 use crate::timeline::{Collector, Timeline};
@@ -308,7 +308,7 @@ impl Worker {
         let synack = d.l4 == L4::Tcp
             && d.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == (tcp_flags::SYN | tcp_flags::ACK);
         let client_is_a = if synack { !src_is_a } else { src_is_a };
-        let i = self.table.insert(key, d.flow, d.l4, ts, client_is_a);
+        let i = self.table.insert(&key, d.flow, d.l4, ts, client_is_a);
         let Worker {
             table, c, shared, ..
         } = self;
@@ -393,6 +393,10 @@ impl Worker {
 /// `PROTOCOLS[i]`), so a new flow is probed only by the analyzers of its own transport, in
 /// registry order.
 const BY_L4: [u32; 3] = {
+    assert!(
+        PROTOCOLS.len() <= MEMO_SLOTS,
+        "one memo byte per analyzer in a flow (and one bit in a u32)"
+    );
     let mut m = [0u32; 3];
     let mut i = 0;
     while i < PROTOCOLS.len() {
@@ -407,56 +411,83 @@ const BY_L4: [u32; 3] = {
     m
 };
 
-fn candidates(l4: L4) -> u32 {
-    match l4 {
-        L4::Tcp => BY_L4[0],
-        L4::Udp => BY_L4[1],
-        L4::OtherIp => BY_L4[2],
-        _ => 0,
-    }
-}
-
 fn classify(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env<'_>) {
     f.payload_pkts = f.payload_pkts.saturating_add(1);
-    let mut maybe = false;
-    let mut left = candidates(f.l4) & !f.rejected;
-    while left != 0 {
-        let bit = left.trailing_zeros() as usize;
-        left &= left - 1;
-        let pr = PROTOCOLS[bit];
-        match (pr.probe)(pk, &mut f.memo[bit]) {
-            Verdict::Yes => {
-                f.class = Class::Known(pr.proto);
-                f.proto_idx = bit as u8;
-                let mut s = (pr.start)(pk, env);
-                match s.as_mut().map(|s| s.on_packet(pk, env)) {
-                    Some(Next::Reject) => {
-                        // Gave up on its first packet: try the analyzers after it.
-                        f.class = Class::Unknown;
-                        f.rejected |= 1 << bit;
-                        continue;
-                    }
-                    Some(Next::Done) => f.session_done = true,
-                    _ => {}
-                }
-                if !pr.counts_itself {
-                    env.session(pr.proto, pk.d.v6);
-                }
-                // Implicit FTPS (RFC 4217 §2: port 990) is TLS from the first byte.
-                if pr.proto == Proto::Tls && (pk.d.sport == 990 || pk.d.dport == 990) {
-                    env.session(Proto::Ftps, pk.d.v6);
-                }
-                f.session = s;
-                return;
-            }
-            Verdict::No => f.rejected |= 1 << bit,
-            Verdict::Maybe => maybe = true,
-        }
-    }
+    let maybe = match f.l4 {
+        L4::Tcp => probe_all::<0>(f, pk, env),
+        L4::Udp => probe_all::<1>(f, pk, env),
+        L4::OtherIp => probe_all::<2>(f, pk, env),
+        _ => Some(false),
+    };
+    let Some(maybe) = maybe else { return };
     if !maybe || f.payload_pkts >= MAX_PROBE_PACKETS {
         f.class = Class::Known(other_for(f.l4));
         env.session(other_for(f.l4), pk.d.v6);
     }
+}
+
+/// Runs the probes of transport `T` (an index of `BY_L4`) that have not yet said no, in registry
+/// order. None: one said yes and the flow is classified; else whether any said maybe.
+///
+/// The mask and every index are constants here, so each probe is a direct (usually inlined) call
+/// rather than one through the registry's function pointer, and the other transports' probes
+/// vanish: a new flow is probed by every analyzer of its transport, so this is on the flood path.
+#[inline(always)]
+fn probe_all<const T: usize>(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env<'_>) -> Option<bool> {
+    let mut maybe = false;
+    let left = BY_L4[T] & !f.rejected;
+    let mut no = 0; // the probes that said no, stored once
+    macro_rules! probe_each {
+        ($($i:literal)*) => {
+            $(
+                if let Some(pr) = PROTOCOLS.get($i).filter(|_| left & (1 << $i) != 0) {
+                    match (pr.probe)(pk, &mut f.memo[$i]) {
+                        Verdict::Yes => {
+                            f.rejected |= no;
+                            no = 0;
+                            if start_session(f, pk, env, $i) {
+                                return None;
+                            }
+                        }
+                        Verdict::No => no |= 1 << $i,
+                        Verdict::Maybe => maybe = true,
+                    }
+                }
+            )*
+        };
+    }
+    // Every index a flow's `memo` has room for (BY_L4 checks that the registry fits).
+    probe_each!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+    f.rejected |= no;
+    Some(maybe)
+}
+
+/// A probe said yes: the flow becomes `PROTOCOLS[bit]`'s, with its session. False when the
+/// session gave up on its first packet (the probes after it are tried).
+#[inline(never)]
+fn start_session(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env<'_>, bit: usize) -> bool {
+    let pr = PROTOCOLS[bit];
+    f.class = Class::Known(pr.proto);
+    f.proto_idx = bit as u8;
+    let mut s = (pr.start)(pk, env);
+    match s.as_mut().map(|s| s.on_packet(pk, env)) {
+        Some(Next::Reject) => {
+            f.class = Class::Unknown;
+            f.rejected |= 1 << bit;
+            return false;
+        }
+        Some(Next::Done) => f.session_done = true,
+        _ => {}
+    }
+    if !pr.counts_itself {
+        env.session(pr.proto, pk.d.v6);
+    }
+    // Implicit FTPS (RFC 4217 §2: port 990) is TLS from the first byte.
+    if pr.proto == Proto::Tls && (pk.d.sport == 990 || pk.d.dport == 990) {
+        env.session(Proto::Ftps, pk.d.v6);
+    }
+    f.session = s;
+    true
 }
 
 /// Moves a flow's payload packets to its protocol's count once the protocol is certain (a

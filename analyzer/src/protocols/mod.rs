@@ -1,7 +1,7 @@
 //! Protocol analyzers. Each protocol is one module here exposing a `Protocol`: a content probe
 //! (ports are only hints) and, for protocols that need state, a `Session` built once the flow is
-//! classified. Registering a protocol is one line in `PROTOCOLS`. Probes run in that order on the
-//! first payload packets of an unclassified flow; the first `Yes` wins.
+//! classified. Registering a protocol is one line in `PROTOCOLS` (16 at most). Probes run in that
+//! order on the first payload packets of an unclassified flow; the first `Yes` wins.
 
 pub mod bfd;
 pub mod dns;
@@ -19,7 +19,7 @@ use metrics::events::EventSink;
 use metrics::{slot, Counters, Proto, Source};
 
 /// The analyzers, in probe order (most specific first).
-pub static PROTOCOLS: &[&Protocol] = &[
+pub const PROTOCOLS: &[&Protocol] = &[
     &ftp::PROTOCOL,
     &tls::PROTOCOL,
     &http::PROTOCOL,
