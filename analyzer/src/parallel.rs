@@ -329,6 +329,32 @@ fn pread_full(file: &std::fs::File, buf: &mut [u8], off: u64) -> std::io::Result
     Ok(got)
 }
 
+/// Hops the legacy records that lie whole in `data` from offset `rel` on, while they start
+/// before `end`: returns where the next record starts, how many were hopped and where the last
+/// of them starts. Stops at a record that is not whole in `data` or is larger than any record
+/// may be (the caller looks at that one).
+#[inline]
+fn hop_records<const BIG_ENDIAN: bool>(
+    data: &[u8],
+    mut rel: usize,
+    end: usize,
+) -> (usize, u64, usize) {
+    let (mut n, mut last) = (0u64, 0usize);
+    while rel < end {
+        let Some(h) = data.get(rel..rel + 16) else {
+            break;
+        };
+        let len = 16 + legacy_caplen(h, BIG_ENDIAN) as usize;
+        if len > MAX_RECORD || rel + len > data.len() {
+            break;
+        }
+        last = rel;
+        rel += len;
+        n += 1;
+    }
+    (rel, n, last)
+}
+
 /// Bytes read past a block's end, so that a record straddling the boundary is usually whole
 /// without a second read.
 const SLACK: usize = 64 * 1024;
@@ -518,17 +544,20 @@ impl Reader<'_> {
             let first = s;
             let (mut records, mut last) = (0u64, 0usize);
             while s < bend {
-                // The usual case, checked first: the header and the whole record are already
-                // read (what was read never passes the end of the file).
+                // The usual case, first: records whose header and bytes are already read (what
+                // was read never passes the end of the file).
                 let rel = (s - bstart) as usize;
-                if rel + 16 <= got {
-                    let len = 16 + legacy_caplen(&bufs.data[rel..], big_endian) as usize;
-                    if len <= MAX_RECORD && rel + len <= got {
-                        last = rel;
-                        s += len as u64;
-                        records += 1;
-                        continue;
-                    }
+                let end = (bend - bstart) as usize;
+                let (to, n, l) = if big_endian {
+                    hop_records::<true>(&bufs.data[..got], rel, end)
+                } else {
+                    hop_records::<false>(&bufs.data[..got], rel, end)
+                };
+                if n > 0 {
+                    last = l;
+                    records += n;
+                    s = bstart + to as u64;
+                    continue;
                 }
                 if size - s < 16 {
                     st.fr.truncated_records += 1; // a cut-off record header

@@ -358,7 +358,7 @@ impl Worker {
             }
         }
         if f.class == Class::Unknown {
-            self.c.inc(slot::sessions(other_for(f.l4), f.key.v6));
+            self.c.inc(slot::sessions(other_for(f.l4), f.key.v6()));
             self.c.add(
                 slot::protocol_packets(other_for(f.l4)),
                 f.pending_pkts as u64,
@@ -375,11 +375,11 @@ impl Worker {
             eprintln!(
                 "flow {} {}:{} {}:{} proto {} first {} last {} {:?} {}",
                 class,
-                crate::decode::ip(&k.a, k.v6),
-                k.pa,
-                crate::decode::ip(&k.b, k.v6),
-                k.pb,
-                k.proto,
+                crate::decode::ip(&k.addr_a(), k.v6()),
+                k.port_a(),
+                crate::decode::ip(&k.addr_b(), k.v6()),
+                k.port_b(),
+                k.proto(),
                 f.first_ts,
                 f.last_ts,
                 why,

@@ -9,6 +9,7 @@ use crate::decode::L4;
 use crate::stream::{Chunk, Reassembler};
 use base64::Engine;
 use metrics::{slot, HttpKind, Proto, StreamIssue};
+use std::mem::MaybeUninit;
 
 pub static PROTOCOL: Protocol = Protocol {
     proto: Proto::Http,
@@ -149,12 +150,13 @@ impl Parser {
                     if !in_place {
                         self.head.extend_from_slice(&b[..take]);
                     }
-                    let mut headers = [httparse::EMPTY_HEADER; 48];
-                    let mut req = httparse::Request::new(&mut headers);
+                    // httparse fills header slots as it goes: none needs clearing first.
+                    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; 48];
+                    let mut req = httparse::Request::new(&mut []);
                     let parsed = if in_place {
-                        req.parse(&b[..take])
+                        req.parse_with_uninit_headers(&b[..take], &mut headers)
                     } else {
-                        req.parse(&self.head)
+                        req.parse_with_uninit_headers(&self.head, &mut headers)
                     };
                     match parsed {
                         Ok(httparse::Status::Complete(n)) => {
@@ -254,12 +256,19 @@ fn header<'h>(req: &'h httparse::Request<'_, '_>, name: &str) -> Option<&'h [u8]
 }
 
 fn body_of(req: &httparse::Request<'_, '_>) -> Body {
-    if let Some(te) = header(req, "transfer-encoding") {
-        if te.to_ascii_lowercase().windows(7).any(|w| w == b"chunked") {
-            return Body::ChunkSize;
+    // One pass over the headers (the first of each name counts).
+    let (mut te, mut cl) = (None, None);
+    for h in req.headers.iter() {
+        if te.is_none() && h.name.eq_ignore_ascii_case("transfer-encoding") {
+            te = Some(h.value);
+        } else if cl.is_none() && h.name.eq_ignore_ascii_case("content-length") {
+            cl = Some(h.value);
         }
     }
-    match header(req, "content-length")
+    if te.is_some_and(|te| te.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"))) {
+        return Body::ChunkSize;
+    }
+    match cl
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|s| s.trim().parse::<u64>().ok())
     {
@@ -300,10 +309,8 @@ pub fn classify(req: &httparse::Request<'_, '_>) -> HttpKind {
     //# the value "application/ocsp-request"
     if method == "POST" {
         if let Some(ct) = header(req, "content-type") {
-            if ct
-                .to_ascii_lowercase()
-                .starts_with(b"application/ocsp-request")
-            {
+            const OCSP: &[u8] = b"application/ocsp-request";
+            if ct.len() >= OCSP.len() && ct[..OCSP.len()].eq_ignore_ascii_case(OCSP) {
                 return HttpKind::Ocsp;
             }
         }
