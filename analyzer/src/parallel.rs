@@ -33,6 +33,8 @@ const PUBLISH_EVERY: usize = 16 * 1024;
 
 /// Bytes of file per block (a record larger than this gets a block of its own).
 const BLOCK: usize = 256 * 1024;
+/// A minimum-size Ethernet frame (60 bytes without its FCS) and its 16-byte record header.
+const MIN_RECORD: usize = 76;
 
 /// Offset and length of a frame within a block's data.
 type Range = (u32, u32);
@@ -150,7 +152,11 @@ pub(crate) fn run(
     let (recycle_tx, recycle_rx) = bounded::<Bufs>(pool);
     for _ in 0..pool {
         let _ = recycle_tx.send(Bufs {
-            parts: (0..n).map(|_| Vec::new()).collect(),
+            // Room for a block of minimum-size frames shared evenly, so a flood's blocks do not
+            // grow (and copy) these on the packet path; pages are only touched as they fill.
+            parts: (0..n)
+                .map(|_| Vec::with_capacity(BLOCK / MIN_RECORD / n + 64))
+                .collect(),
             ..Bufs::default()
         });
     }
