@@ -194,6 +194,7 @@ impl FlowTable {
         self.len >= self.cap
     }
 
+    #[inline(always)]
     pub fn insert(&mut self, key: &FlowKey, hash: u64, l4: L4, ts: i64, client_is_a: bool) -> u32 {
         let list = if l4 == L4::Tcp { LIST_TCP } else { LIST_OTHER };
         let flow = Flow {

@@ -299,6 +299,8 @@ impl Worker {
         }
     }
 
+    /// Inlined (with the table insert) into the packet loop: on a flood every packet takes it.
+    #[inline(always)]
     fn new_flow(&mut self, key: FlowKey, src_is_a: bool, d: &Decoded, ts: i64) -> u32 {
         if self.table.full() {
             if let Some(f) = self.table.pop_oldest() {
