@@ -19,9 +19,9 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Sessions, reassembly buffers and parser scratch are small, short-lived allocations made on
-/// the packet path (one or two per new TLS/HTTP/FTP flow); mimalloc serves them from per-thread
-/// free lists for a fraction of glibc's cost (bench/RESULTS.md).
+/// Sessions, reassembly buffers and parser scratch are small allocations made on the packet path
+/// (one or two per new TLS/HTTP/FTP flow); mimalloc serves them for a fraction of glibc's cost
+/// (bench/RESULTS.md).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -23,8 +23,8 @@ const TIMEOUTS: [i64; 3] = [TCP_TIMEOUT_NS, UDP_TIMEOUT_NS, CLOSED_LINGER_NS];
 
 /// The canonical (direction-free) identity of a flow: endpoint addresses `a` and `b` (as the
 /// decoder holds them, IPv4 in the first 4 bytes, read as numbers in the machine's byte order) and,
-/// packed in one word, `a`'s port, `b`'s port, the IP protocol and the IP version. Three words
-/// compare in three instructions; the flow table compares a key on every lookup.
+/// packed in one word, `a`'s port, `b`'s port, the IP protocol and the IP version: five machine
+/// words to compare, which the flow table does on every lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct FlowKey {
     a: [u64; 2],

@@ -549,11 +549,11 @@ impl Reader<'_> {
             let bend = (bstart + BLOCK as u64).min(size);
             let first = s;
             let (mut records, mut last) = (0u64, 0usize);
+            let end = (bend - bstart) as usize;
             while s < bend {
                 // The usual case, first: records whose header and bytes are already read (what
                 // was read never passes the end of the file).
                 let rel = (s - bstart) as usize;
-                let end = (bend - bstart) as usize;
                 let (to, n, l) = if big_endian {
                     hop_records::<true>(&bufs.data[..got], rel, end)
                 } else {
