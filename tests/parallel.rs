@@ -134,6 +134,68 @@ fn generated_whole_cut_and_corrupt() {
     }
 }
 
+/// Frames whose payload is itself a run of legacy record headers (a capture of a capture being
+/// copied), so the reading threads' guesses at where a block's first record starts are often
+/// wrong: the reader must notice and hop those blocks itself, with the same counts.
+#[test]
+fn payloads_that_look_like_records() {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    b.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    b.extend_from_slice(&65535u32.to_le_bytes());
+    b.extend_from_slice(&1u32.to_le_bytes());
+    for i in 0..6000u32 {
+        // A fake header every 32 bytes claiming a 16-byte record, at different phases.
+        let fakes = 20 + (i % 23) as usize;
+        let mut payload = vec![0u8; (i % 7) as usize];
+        for j in 0..fakes as u32 {
+            for w in [1_700_000_000 + j, 1000 * j, 16, 16] {
+                payload.extend_from_slice(&w.to_le_bytes());
+            }
+            payload.extend_from_slice(&[0xab; 16]);
+        }
+        let mut frame = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+        let total = (20 + 8 + payload.len()) as u16;
+        frame.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0x40,
+            0,
+            64,
+            17,
+        ]);
+        frame.extend_from_slice(&[0, 0, 198, 18, 0, 1, 198, 18, (i % 50) as u8, 2]);
+        let ulen = (8 + payload.len()) as u16;
+        frame.extend_from_slice(&(4000 + (i % 300) as u16).to_be_bytes());
+        frame.extend_from_slice(&9999u16.to_be_bytes());
+        frame.extend_from_slice(&[(ulen >> 8) as u8, ulen as u8, 0, 0]);
+        frame.extend_from_slice(&payload);
+        for w in [1_700_000_000 + i / 100, (i % 100) * 10_000] {
+            b.extend_from_slice(&w.to_le_bytes());
+        }
+        b.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        b.extend_from_slice(&frame);
+    }
+    assert!(
+        b.len() > 8 * 256 * 1024,
+        "{} bytes: several blocks",
+        b.len()
+    );
+    let p = common::tmp("parallel", "records-in-payloads.pcap");
+    std::fs::write(&p, &b).unwrap();
+    for w in [1, 3] {
+        same(std::slice::from_ref(&p), w, "record headers in payloads");
+    }
+    let (c, r) = common::analyze_reader(&[p], 2, 1_000_000, 10_000_000_000, false);
+    assert_eq!(r.files[0].frames, 6000);
+    assert_eq!(c.get(metrics::slot::packets(metrics::Source::Pcap)), 6000);
+}
+
 /// The timestamp events (rate-limited per file, so their choice depends on file order) are the
 /// same lines whichever reader ran.
 #[test]

@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Packets between two publications of a thread's counters (a scrape during a read sees them
 /// this fresh; the end of the read publishes everything).
@@ -120,6 +121,7 @@ struct Side {
     c: Counters,
     publish: Arc<metrics::Shared>,
     unpublished: u64,
+    spent: Spent,
 }
 
 impl Side {
@@ -128,8 +130,88 @@ impl Side {
             c: Counters::new(),
             publish: opts.hub.register(),
             unpublished: 0,
+            spent: Spent::new(),
         }
     }
+}
+
+/// Where a thread's wall time went, for the scaling benchmark: with SPANWATCH_PROFILE_THREADS set,
+/// each thread of a parallel read prints it to stderr as it ends. The clock is read per block
+/// and per wait, never per packet (and not at all when the variable is unset).
+struct Spent {
+    start: Option<Instant>,
+    partition: Duration,
+    read: Duration,
+    process: Duration,
+    blocked: Duration,
+    /// Blocks the reader hopped, and of those, how many the reading thread's guess covered.
+    blocks: u64,
+    guessed: u64,
+}
+
+impl Spent {
+    fn new() -> Spent {
+        let on = std::env::var_os("SPANWATCH_PROFILE_THREADS").is_some();
+        Spent {
+            start: on.then(Instant::now),
+            partition: Duration::ZERO,
+            read: Duration::ZERO,
+            process: Duration::ZERO,
+            blocked: Duration::ZERO,
+            blocks: 0,
+            guessed: 0,
+        }
+    }
+    /// Now, when profiling.
+    #[inline]
+    fn now(&self) -> Option<Instant> {
+        self.start.map(|_| Instant::now())
+    }
+    /// Time counted to a task (partitioning, reading, processing) so far.
+    fn busy(&self) -> Duration {
+        self.partition + self.read + self.process
+    }
+    /// Counts the time since `t0` as blocked, less the tasks done meanwhile (`busy0`: `busy()` at
+    /// `t0`).
+    fn waited(&mut self, t0: Option<Instant>, busy0: Duration) {
+        if let Some(t0) = t0 {
+            let tasks = self.busy() - busy0;
+            self.blocked += t0.elapsed().saturating_sub(tasks);
+        }
+    }
+    fn print(&self, name: &str) {
+        let Some(start) = self.start else { return };
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let wall = start.elapsed();
+        let other = wall.saturating_sub(self.busy() + self.blocked);
+        eprintln!(
+            "thread {name}: wall {:.1} ms, process {:.1}, partition {:.1}, read {:.1}, blocked {:.1}, other {:.1}{}",
+            ms(wall),
+            ms(self.process),
+            ms(self.partition),
+            ms(self.read),
+            ms(self.blocked),
+            ms(other),
+            if self.blocks > 0 {
+                format!("; blocks hopped {}, by their reading thread {}", self.blocks, self.guessed)
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+/// Since `t0` (when profiling).
+#[inline]
+fn since(t0: Option<Instant>) -> Duration {
+    t0.map_or(Duration::ZERO, |t| t.elapsed())
+}
+
+/// Runs a read task, counting its time.
+fn read_task(t: ReadTask, side: &mut Side) {
+    let t0 = side.spent.now();
+    do_read(t);
+    side.spent.read += since(t0);
 }
 
 /// The files `run` can read in parallel: every one a legacy capture opened from a path.
@@ -254,6 +336,7 @@ pub(crate) fn run(
         partition(raw, &ctx, &mut side);
     }
     side.publish.publish(&side.c);
+    side.spent.print("reader");
     for h in handles {
         let _ = h.join();
     }
@@ -294,21 +377,93 @@ struct ReadTask {
     k: u64,
     off: u64,
     len: usize,
+    /// Where the block's own bytes end (relative to `off`; the rest is slack), and the file's
+    /// byte order and time unit: what the reading thread needs to hop the block's records.
+    own: usize,
+    big_endian: bool,
+    ns: bool,
     bufs: Bufs,
     done: Sender<ReadDone>,
 }
 
-/// A read block: its number in the file, buffers, and how many bytes were read.
-type ReadDone = (u64, Bufs, std::io::Result<usize>);
+/// A read block: its number in the file, buffers, how many bytes were read, and the records the
+/// reading thread found in it by guessing where the first one starts (`Hop`).
+type ReadDone = (u64, Bufs, std::io::Result<usize>, Option<Hop>);
 
-/// Reads `len` bytes at `off` into the start of `bufs.data` (short only at the end of the file).
-/// Any thread may run it: reading is the part of the reader's work that runs in parallel.
+/// The records of a block hopped from a guessed start: right exactly when `start` is where the
+/// block's first record really begins, which the reader knows once the block before is hopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Hop {
+    /// Where the first records hopped start (`path_len` of them, at most PATH).
+    path: [u32; PATH],
+    path_len: usize,
+    /// Where the record after the last hopped one starts.
+    end: usize,
+    records: u64,
+    /// Where the last hopped record starts.
+    last: usize,
+}
+
+/// Record starts a guessed hop keeps, for the reader to find where the block's real records
+/// meet the guessed ones (a guess that started inside a record often falls into step after a
+/// record or two).
+const PATH: usize = 8;
+
+impl Hop {
+    /// Hops the block's real records from `from` (where the block before ended) until one
+    /// starts where a guessed record does: from there on the guess is the truth. Returns the
+    /// block's records, where the last starts and where the next one starts; None when the two
+    /// do not meet within PATH records.
+    fn meet<const BIG_ENDIAN: bool>(
+        &self,
+        data: &[u8],
+        from: usize,
+        own: usize,
+    ) -> Option<(u64, usize, usize)> {
+        let (mut at, mut before) = (from, 0u64);
+        for _ in 0..=PATH {
+            if let Some(i) = self.path[..self.path_len]
+                .iter()
+                .position(|&q| q as usize == at)
+            {
+                return Some((before + self.records - i as u64, self.last, self.end));
+            }
+            let (to, n, _) = hop_one::<BIG_ENDIAN>(data, at, own)?;
+            before += n;
+            at = to;
+        }
+        None
+    }
+}
+
+/// Hops the one record at `at` when it starts before `own` and lies whole in `data`.
+#[inline]
+fn hop_one<const BIG_ENDIAN: bool>(
+    data: &[u8],
+    at: usize,
+    own: usize,
+) -> Option<(usize, u64, usize)> {
+    if at >= own {
+        return None;
+    }
+    let h = data.get(at..at + 16)?;
+    let len = 16 + legacy_caplen(h, BIG_ENDIAN) as usize;
+    (len <= MAX_RECORD && at + len <= data.len()).then_some((at + len, 1, at))
+}
+
+/// Reads `len` bytes at `off` into the start of `bufs.data` (short only at the end of the file),
+/// then, while the bytes are in this thread's cache, hops the block's records from where they
+/// appear to start. Any thread may run it: reading and hopping are what runs in parallel; the
+/// reader thread only checks that each guess meets the end of the block before.
 fn do_read(t: ReadTask) {
     let ReadTask {
         file,
         k,
         off,
         len,
+        own,
+        big_endian,
+        ns,
         mut bufs,
         done,
     } = t;
@@ -317,7 +472,84 @@ fn do_read(t: ReadTask) {
         bufs.data.resize(len, 0);
     }
     let r = pread_full(&file, &mut bufs.data[..len], off);
-    let _ = done.send((k, bufs, r));
+    let hop = match r {
+        Ok(got) => {
+            let data = &bufs.data[..got];
+            if big_endian {
+                guess_hop::<true>(data, own, ns)
+            } else {
+                guess_hop::<false>(data, own, ns)
+            }
+        }
+        Err(_) => None,
+    };
+    let _ = done.send((k, bufs, r, hop));
+}
+
+/// The largest original length a guessed record header may claim (1 MiB: more than the largest
+/// offloaded segment a host capture shows).
+const MAX_WIRE: u32 = 1 << 20;
+
+/// Records in a row that must look like legacy record headers before a guess is taken.
+const SYNC_RECORDS: usize = 4;
+
+/// Where the first record of a block's bytes (`data`, the block's own part ending at `own`)
+/// appears to start, and the records hopped from there; None when no offset looks right.
+/// Only a guess: a start within a record's payload can pass these checks, which is why the
+/// reader compares it with where the block before really ended.
+fn guess_hop<const BIG_ENDIAN: bool>(data: &[u8], own: usize, ns: bool) -> Option<Hop> {
+    let frac_limit = if ns { 1_000_000_000 } else { 1_000_000 };
+    let field = |b: &[u8], at: usize| {
+        let f: [u8; 4] = b[at..at + 4].try_into().expect("4 bytes");
+        if BIG_ENDIAN {
+            u32::from_be_bytes(f)
+        } else {
+            u32::from_le_bytes(f)
+        }
+    };
+    // A record header at `o` that a capture could hold: its length, and its seconds.
+    let header = |o: usize| -> Option<(usize, u32)> {
+        let h = data.get(o..o + 16)?;
+        let (sec, frac, caplen, orig) = (field(h, 0), field(h, 4), field(h, 8), field(h, 12));
+        let len = 16 + caplen as usize;
+        let ok = frac < frac_limit && caplen > 0 && caplen <= orig && orig <= MAX_WIRE;
+        (ok && o + len <= data.len()).then_some((len, sec))
+    };
+    let plausible = |o: usize| -> bool {
+        let (mut at, mut sec0) = (o, None);
+        for _ in 0..SYNC_RECORDS {
+            let Some((len, sec)) = header(at) else {
+                return false;
+            };
+            // Neighbouring records of a capture lie within an hour of each other.
+            if sec0.is_some_and(|s: u32| s.abs_diff(sec) > 3600) {
+                return false;
+            }
+            sec0 = Some(sec);
+            at += len;
+        }
+        true
+    };
+    let start = (0..own.min(data.len())).find(|&o| plausible(o))?;
+    let (mut path, mut path_len, mut at, mut last) = ([0u32; PATH], 0, start, start);
+    while path_len < PATH {
+        let Some((to, _, _)) = hop_one::<BIG_ENDIAN>(data, at, own) else {
+            break;
+        };
+        path[path_len] = at as u32;
+        path_len += 1;
+        last = at;
+        at = to;
+    }
+    let (end, more, l) = hop_records::<BIG_ENDIAN>(data, at, own);
+    let records = path_len as u64 + more;
+    (records > 0).then_some(Hop {
+        path,
+        path_len,
+        end,
+        records,
+        last: if more > 0 { l } else { last },
+    })
 }
 
 /// Fills `buf` from `off` on; returns how much it filled (less only at the end of the file).
@@ -502,8 +734,8 @@ impl Reader<'_> {
         let body = size.saturating_sub(LEGACY_HEADER);
         let blocks = body.div_ceil(BLOCK as u64);
         let block_start = |k: u64| LEGACY_HEADER + k * BLOCK as u64;
-        let (mut issued, mut ready) =
-            (0u64, BTreeMap::<u64, (Bufs, std::io::Result<usize>)>::new());
+        type Ready = (Bufs, std::io::Result<usize>, Option<Hop>);
+        let (mut issued, mut ready) = (0u64, BTreeMap::<u64, Ready>::new());
         // The next record starts here (file offset).
         let mut s = LEGACY_HEADER;
         let mut stop = false;
@@ -522,19 +754,22 @@ impl Reader<'_> {
                     k: issued,
                     off,
                     len,
+                    own: BLOCK.min((size - off) as usize),
+                    big_endian,
+                    ns: self.ctx.files[st.fi].ns,
                     bufs,
                     done: self.done_tx.clone(),
                 });
                 issued += 1;
                 outstanding += 1;
             }
-            let (mut bufs, r) = loop {
+            let (mut bufs, r, guess) = loop {
                 if let Some(b) = ready.remove(&k) {
                     break b;
                 }
-                let (j, b, r) = self.wait_read();
+                let (j, b, r, h) = self.wait_read();
                 outstanding -= 1;
-                ready.insert(j, (b, r));
+                ready.insert(j, (b, r, h));
             };
             let bstart = block_start(k);
             let mut got = match r {
@@ -550,6 +785,23 @@ impl Reader<'_> {
             let first = s;
             let (mut records, mut last) = (0u64, 0usize);
             let end = (bend - bstart) as usize;
+            // The reading thread's hop, where it started where the block before ended.
+            self.side.spent.blocks += 1;
+            let met = guess.and_then(|h| {
+                let data = &bufs.data[..got];
+                let from = (s - bstart) as usize;
+                if big_endian {
+                    h.meet::<true>(data, from, end)
+                } else {
+                    h.meet::<false>(data, from, end)
+                }
+            });
+            if let Some((n, l, to)) = met {
+                self.side.spent.guessed += 1;
+                last = l;
+                records = n;
+                s = bstart + to as u64;
+            }
             while s < bend {
                 // The usual case, first: records whose header and bytes are already read (what
                 // was read never passes the end of the file).
@@ -613,11 +865,11 @@ impl Reader<'_> {
             progress(s);
         }
         // Reading stopped early: take back the blocks still being read.
-        for (_, (b, _)) in ready {
+        for (_, (b, _, _)) in ready {
             let _ = self.ctx.recycle.send(b);
         }
         while outstanding > 0 {
-            let (_, b, _) = self.wait_read();
+            let (_, b, _, _) = self.wait_read();
             outstanding -= 1;
             let _ = self.ctx.recycle.send(b);
         }
@@ -635,16 +887,21 @@ impl Reader<'_> {
                 continue;
             }
             if let Ok(t) = self.ctx.reads.try_recv() {
-                do_read(t);
+                read_task(t, &mut self.side);
                 continue;
             }
+            let (t0, busy0) = (self.side.spent.now(), self.side.spent.busy());
             select! {
-                recv(self.done_rx) -> d => if let Ok(d) = d { return d },
-                recv(self.ctx.reads) -> t => if let Ok(t) = t { do_read(t) },
+                recv(self.done_rx) -> d => if let Ok(d) = d {
+                    self.side.spent.waited(t0, busy0);
+                    return d
+                },
+                recv(self.ctx.reads) -> t => if let Ok(t) = t { read_task(t, &mut self.side) },
                 recv(self.ctx.todo) -> raw => if let Ok(raw) = raw {
                     partition(raw, self.ctx, &mut self.side)
                 },
             }
+            self.side.spent.waited(t0, busy0);
         }
     }
 }
@@ -698,19 +955,25 @@ fn take_bufs(ctx: &Ctx, recycle: &Receiver<Bufs>, side: &mut Side) -> Bufs {
             continue;
         }
         if let Ok(t) = ctx.reads.try_recv() {
-            do_read(t);
+            read_task(t, side);
             continue;
         }
+        let (t0, busy0) = (side.spent.now(), side.spent.busy());
         select! {
-            recv(recycle) -> b => if let Ok(b) = b { return b },
-            recv(ctx.reads) -> t => if let Ok(t) = t { do_read(t) },
+            recv(recycle) -> b => if let Ok(b) = b {
+                side.spent.waited(t0, busy0);
+                return b
+            },
+            recv(ctx.reads) -> t => if let Ok(t) = t { read_task(t, side) },
             recv(ctx.todo) -> raw => if let Ok(raw) = raw { partition(raw, ctx, side) },
         }
+        side.spent.waited(t0, busy0);
     }
 }
 
 /// Decodes, checks and shards every record of `raw`, then hands the block to every worker.
 fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
+    let t0 = side.spent.now();
     let RawBlock {
         seq,
         file,
@@ -801,6 +1064,7 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
         // Each queue holds at most every block there is: this never waits.
         let _ = out.send(block.clone());
     }
+    side.spent.partition += since(t0);
 }
 
 /// Decodes one record's frame and files it with the worker its address pair belongs to (`base`:
@@ -911,7 +1175,9 @@ fn worker_loop(
             }
             let now = clock.max(b.clock);
             let part = &b.bufs.parts[w];
+            let t0 = side.spent.now();
             worker.process_pkts(part, &b.bufs.data, clock, now);
+            side.spent.process += since(t0);
             // Publishing copies every counter: once per PUBLISH_EVERY packets, not per block.
             unpublished += part.len();
             if unpublished >= PUBLISH_EVERY {
@@ -925,7 +1191,10 @@ fn worker_loop(
             if next >= ctx.total.load(Ordering::SeqCst) {
                 break;
             }
-            match mine.recv() {
+            let t0 = side.spent.now();
+            let got = mine.recv();
+            side.spent.blocked += since(t0);
+            match got {
                 Ok(b) => {
                     pending.insert(b.seq, b);
                 }
@@ -951,11 +1220,12 @@ fn worker_loop(
             Err(TryRecvError::Empty) => {}
         }
         if let Ok(t) = ctx.reads.try_recv() {
-            do_read(t);
+            read_task(t, &mut side);
             continue;
         }
+        let (t0, busy0) = (side.spent.now(), side.spent.busy());
         select! {
-            recv(ctx.reads) -> t => if let Ok(t) = t { do_read(t) },
+            recv(ctx.reads) -> t => if let Ok(t) = t { read_task(t, &mut side) },
             recv(ctx.todo) -> raw => match raw {
                 Ok(raw) => partition(raw, ctx, &mut side),
                 Err(_) => todo_open = false,
@@ -964,7 +1234,60 @@ fn worker_loop(
                 pending.insert(b.seq, b);
             },
         }
+        side.spent.waited(t0, busy0);
     }
+    let t0 = side.spent.now();
     worker.finish_all();
+    side.spent.process += since(t0);
     side.publish.publish(&side.c);
+    side.spent.print(&format!("worker-{w}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A little-endian legacy record: header and `payload`.
+    fn record(out: &mut Vec<u8>, sec: u32, payload: &[u8]) {
+        let len = payload.len() as u32;
+        for w in [sec, 0, len, len] {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.extend_from_slice(payload);
+    }
+
+    #[test]
+    fn a_guess_that_starts_inside_a_record_meets_the_real_ones() {
+        // The first record's payload holds, at byte 8, what looks like a 16-byte record ending
+        // exactly where the second record starts.
+        let mut b = Vec::new();
+        let mut first = vec![0u8; 40];
+        for (i, w) in [7u32, 0, 16, 16].iter().enumerate() {
+            first[8 + 4 * i..12 + 4 * i].copy_from_slice(&w.to_le_bytes());
+        }
+        record(&mut b, 7, &first);
+        for i in 0..20 {
+            record(&mut b, 7, &vec![i as u8 + 1; 30 + i]);
+        }
+        // A block starting inside the first record's payload, before the fake header.
+        let data = &b[20..];
+        let own = data.len() - 100;
+        let guess = guess_hop::<false>(data, own, false).expect("a guess");
+        assert_eq!(guess.path[0], 4, "the fake header is taken first");
+        let truth = hop_records::<false>(data, 36, own);
+        let (records, last, end) = guess.meet::<false>(data, 36, own).expect("they meet");
+        assert_eq!((end, records, last), truth);
+        // A start the guessed records never reach: the reader hops the block itself.
+        assert_eq!(guess.meet::<false>(data, 37, own), None);
+    }
+
+    #[test]
+    fn no_guess_in_bytes_that_are_not_records() {
+        let data = vec![0u8; 4096];
+        assert_eq!(guess_hop::<false>(&data, 4096, false), None);
+        let noise: Vec<u8> = (0..4096u32)
+            .map(|i| (i * 2_654_435_761 >> 13) as u8)
+            .collect();
+        assert_eq!(guess_hop::<true>(&noise, 4096, true), None);
+    }
 }
