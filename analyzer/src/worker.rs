@@ -56,7 +56,10 @@ impl Worker {
         source: Source,
     ) -> Self {
         Worker {
-            table: FlowTable::new(max_flows),
+            table: match source {
+                Source::Pcap => FlowTable::for_files(max_flows),
+                Source::Xdp => FlowTable::new(max_flows),
+            },
             frag: Reassembly::default(),
             frag_buf: Vec::new(),
             shared: Shared::default(),
