@@ -3,9 +3,10 @@
 # (where installed) and optionally the sequential reader (SEQUENTIAL=1) in the same run on the same
 # machine: median of RUNS (5) wall-clock runs each, files in the page cache. Meant for a many-core
 # machine (the device tool's 16 cores); the binaries are carried there prebuilt.
-#   usage: [SCENARIOS="mix udp-flood"] [PROFILE_WORKERS="1 16"] [VARIANTS="A=1 B=1,C=2"]
+#   usage: [SCENARIOS="mix udp-flood"] [BASELINE_BIN=…] [PROFILE_WORKERS="1 16"] [VARIANTS="A=1 B=1,C=2"]
 #          [VARIANT_WORKERS="8 16"] bench/scripts/scale-workers.sh [PACKETS] [WORKERS…]
 #          (default 2000000 packets; 1 2 4 8 12 workers)
+# BASELINE_BIN: an earlier build measured beside BIN at every worker count (same run, same files).
 # PROFILE_WORKERS: worker counts for which one run prints where each thread's time went
 # (SPANWATCH_PROFILE_THREADS). VARIANTS: space-separated environment settings (commas between
 # several) each measured at VARIANT_WORKERS beside the plain binary.
@@ -45,6 +46,9 @@ for sc in $SCENARIOS; do
   fi
   for w in "${WORKERS[@]}"; do
     row $sc parallel $w "$(median $B read --workers $w "$f")"
+    if [ -n "${BASELINE_BIN:-}" ]; then
+      row $sc baseline $w "$(median $BASELINE_BIN read --workers $w "$f")"
+    fi
     if [ -n "${SEQUENTIAL:-}" ]; then
       row $sc sequential $w "$(median env SPANWATCH_SEQUENTIAL_READ=1 $B read --workers $w "$f")"
     fi
