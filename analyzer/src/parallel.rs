@@ -530,7 +530,19 @@ fn guess_hop<const BIG_ENDIAN: bool>(data: &[u8], own: usize, ns: bool) -> Optio
         }
         true
     };
-    let start = (0..own.min(data.len())).find(|&o| plausible(o))?;
+    // Most offsets fail on their time fraction or caplen: test those two before the rest.
+    let quick =
+        |o: usize| field(data, o + 4) < frac_limit && field(data, o + 8).wrapping_sub(1) < MAX_WIRE;
+    let scan = own.min(data.len().saturating_sub(15));
+    let start = if ns {
+        (0..scan).find(|&o| quick(o) && plausible(o))?
+    } else {
+        // A microsecond fraction (< 2^20) has a zero most significant byte: only offsets with a
+        // zero byte there can start a record, and memchr finds those a vector at a time.
+        let msb = if BIG_ENDIAN { 4 } else { 7 };
+        let hay = data.get(msb..msb + scan)?;
+        memchr::memchr_iter(0, hay).find(|&o| quick(o) && plausible(o))?
+    };
     let (mut path, mut path_len, mut at, mut last) = ([0u32; PATH], 0, start, start);
     while path_len < PATH {
         let Some((to, _, _)) = hop_one::<BIG_ENDIAN>(data, at, own) else {
