@@ -382,9 +382,16 @@ struct ReadTask {
     own: usize,
     big_endian: bool,
     ns: bool,
+    /// Whether to hop the block's records from a guessed start (GUESS_FROM workers on).
+    guess: bool,
     bufs: Bufs,
     done: Sender<ReadDone>,
 }
+
+/// Workers from which the reading threads hop their blocks' records: with one or two, the reader
+/// thread keeps up hopping every block itself (with one worker it was busy 62 % of the time on
+/// the 16-core machine, 8 M-packet mix), and the guess would be work done twice.
+const GUESS_FROM: usize = 3;
 
 /// A read block: its number in the file, buffers, how many bytes were read, and the records the
 /// reading thread found in it by guessing where the first one starts (`Hop`).
@@ -464,6 +471,7 @@ fn do_read(t: ReadTask) {
         own,
         big_endian,
         ns,
+        guess,
         mut bufs,
         done,
     } = t;
@@ -473,7 +481,7 @@ fn do_read(t: ReadTask) {
     }
     let r = pread_full(&file, &mut bufs.data[..len], off);
     let hop = match r {
-        Ok(got) => {
+        Ok(got) if guess => {
             let data = &bufs.data[..got];
             if big_endian {
                 guess_hop::<true>(data, own, ns)
@@ -481,7 +489,7 @@ fn do_read(t: ReadTask) {
                 guess_hop::<false>(data, own, ns)
             }
         }
-        Err(_) => None,
+        _ => None,
     };
     let _ = done.send((k, bufs, r, hop));
 }
@@ -769,6 +777,7 @@ impl Reader<'_> {
                     own: BLOCK.min((size - off) as usize),
                     big_endian,
                     ns: self.ctx.files[st.fi].ns,
+                    guess: self.ctx.outs.len() >= GUESS_FROM,
                     bufs,
                     done: self.done_tx.clone(),
                 });
