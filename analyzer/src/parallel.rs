@@ -1307,7 +1307,7 @@ mod tests {
         let data = vec![0u8; 4096];
         assert_eq!(guess_hop::<false>(&data, 4096, false), None);
         let noise: Vec<u8> = (0..4096u32)
-            .map(|i| (i * 2_654_435_761 >> 13) as u8)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
         assert_eq!(guess_hop::<true>(&noise, 4096, true), None);
     }
