@@ -1,6 +1,7 @@
 //! The parallel reader against the sequential one on arbitrary libpcap files: the same counters
 //! and the same per-file report (frames, truncated and corrupt records, first and last times).
-//! Input not starting with a libpcap magic gets an Ethernet, microsecond file header first.
+//! Input not starting with a libpcap magic gets an Ethernet, microsecond file header first. Three
+//! workers: the reading threads then guess where records start (the reader checks each guess).
 #![no_main]
 use analyzer::pipeline::{self, Options};
 use analyzer::protocols::Config;
@@ -31,7 +32,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let files = pipeline::open_all(std::slice::from_ref(&path)).ok()?;
         let hub = Hub::new();
         let opts = Options {
-            workers: 2,
+            workers: 3,
             link_bps: 10_000_000_000,
             max_flows: 1000,
             cfg: Config::default(),
