@@ -397,8 +397,9 @@ const GUESS_FROM: usize = 3;
 /// reading thread found in it by guessing where the first one starts (`Hop`).
 type ReadDone = (u64, Bufs, std::io::Result<usize>, Option<Hop>);
 
-/// The records of a block hopped from a guessed start: right exactly when `start` is where the
-/// block's first record really begins, which the reader knows once the block before is hopped.
+/// The records of a block hopped from a guessed start: the truth from the first of them that
+/// the block's real records land on (`meet`), which the reader can tell once it knows where the
+/// block before ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Hop {
     /// Where the first records hopped start (`path_len` of them, at most PATH).
