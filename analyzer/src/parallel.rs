@@ -15,7 +15,7 @@ use crate::decode::{decode, decode_into, Decoded};
 use crate::hash::pick;
 use crate::pipeline::{FileReport, Options, Report};
 use crate::source::pcap::{
-    legacy_caplen, legacy_record, Legacy, PcapFile, LEGACY_HEADER, MAX_RECORD,
+    legacy_caplen, legacy_record, legacy_u32, Legacy, PcapFile, LEGACY_HEADER, MAX_RECORD,
 };
 use crate::timestamps::{self, measure, Anomaly, FlowId, TsChecker, EVENTS_PER_SOURCE};
 use crate::worker::Worker;
@@ -436,27 +436,23 @@ impl Hop {
             {
                 return Some((before + self.records - i as u64, self.last, self.end));
             }
-            let (to, n, _) = hop_one::<BIG_ENDIAN>(data, at, own)?;
-            before += n;
-            at = to;
+            at = hop_one::<BIG_ENDIAN>(data, at, own)?;
+            before += 1;
         }
         None
     }
 }
 
-/// Hops the one record at `at` when it starts before `own` and lies whole in `data`.
-#[inline]
-fn hop_one<const BIG_ENDIAN: bool>(
-    data: &[u8],
-    at: usize,
-    own: usize,
-) -> Option<(usize, u64, usize)> {
+/// Hops the one record at `at` when it starts before `own`, lies whole in `data` and is no
+/// larger than any record may be: where the next record starts.
+#[inline(always)]
+fn hop_one<const BIG_ENDIAN: bool>(data: &[u8], at: usize, own: usize) -> Option<usize> {
     if at >= own {
         return None;
     }
     let h = data.get(at..at + 16)?;
     let len = 16 + legacy_caplen(h, BIG_ENDIAN) as usize;
-    (len <= MAX_RECORD && at + len <= data.len()).then_some((at + len, 1, at))
+    (len <= MAX_RECORD && at + len <= data.len()).then_some(at + len)
 }
 
 /// Reads `len` bytes at `off` into the start of `bufs.data` (short only at the end of the file),
@@ -508,14 +504,7 @@ const SYNC_RECORDS: usize = 4;
 /// reader compares it with where the block before really ended.
 fn guess_hop<const BIG_ENDIAN: bool>(data: &[u8], own: usize, ns: bool) -> Option<Hop> {
     let frac_limit = if ns { 1_000_000_000 } else { 1_000_000 };
-    let field = |b: &[u8], at: usize| {
-        let f: [u8; 4] = b[at..at + 4].try_into().expect("4 bytes");
-        if BIG_ENDIAN {
-            u32::from_be_bytes(f)
-        } else {
-            u32::from_le_bytes(f)
-        }
-    };
+    let field = |b: &[u8], at: usize| legacy_u32(&b[at..], BIG_ENDIAN);
     // A record header at `o` that a capture could hold: its length, and its seconds.
     let header = |o: usize| -> Option<(usize, u32)> {
         let h = data.get(o..o + 16)?;
@@ -554,7 +543,7 @@ fn guess_hop<const BIG_ENDIAN: bool>(data: &[u8], own: usize, ns: bool) -> Optio
     };
     let (mut path, mut path_len, mut at, mut last) = ([0u32; PATH], 0, start, start);
     while path_len < PATH {
-        let Some((to, _, _)) = hop_one::<BIG_ENDIAN>(data, at, own) else {
+        let Some(to) = hop_one::<BIG_ENDIAN>(data, at, own) else {
             break;
         };
         path[path_len] = at as u32;
@@ -599,16 +588,9 @@ fn hop_records<const BIG_ENDIAN: bool>(
     end: usize,
 ) -> (usize, u64, usize) {
     let (mut n, mut last) = (0u64, 0usize);
-    while rel < end {
-        let Some(h) = data.get(rel..rel + 16) else {
-            break;
-        };
-        let len = 16 + legacy_caplen(h, BIG_ENDIAN) as usize;
-        if len > MAX_RECORD || rel + len > data.len() {
-            break;
-        }
+    while let Some(next) = hop_one::<BIG_ENDIAN>(data, rel, end) {
         last = rel;
-        rel += len;
+        rel = next;
         n += 1;
     }
     (rel, n, last)

@@ -343,7 +343,13 @@ fn legacy_ts(sec: u32, frac: u32, ns: bool) -> i64 {
 /// The caplen field of the legacy record header at the start of `b` (which holds ≥ 16 bytes).
 #[inline]
 pub fn legacy_caplen(b: &[u8], big_endian: bool) -> u32 {
-    let f: [u8; 4] = b[8..12].try_into().expect("a 4-byte slice");
+    legacy_u32(&b[8..], big_endian)
+}
+
+/// The 32-bit header field at the start of `b` (≥ 4 bytes), in the capture's byte order.
+#[inline]
+pub fn legacy_u32(b: &[u8], big_endian: bool) -> u32 {
+    let f: [u8; 4] = b[..4].try_into().expect("a 4-byte slice");
     if big_endian {
         u32::from_be_bytes(f)
     } else {
