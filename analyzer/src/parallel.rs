@@ -57,7 +57,11 @@ struct Cand {
 #[derive(Default)]
 struct Bufs {
     data: Vec<u8>,
-    parts: Vec<Vec<Pkt>>,
+    /// The block's packets in file order, decoded where they lie (no copy per worker).
+    pkts: Vec<Pkt>,
+    /// With more than one worker: each worker's packets, as indices into `pkts` in file order
+    /// (with one, the worker takes `pkts` whole).
+    parts: Vec<Vec<u32>>,
     cands: Vec<Cand>,
     /// The frame of the record before the block's first (for an event naming its flow).
     prev_frame: Vec<u8>,
@@ -236,7 +240,8 @@ pub(crate) fn run(
         let _ = recycle_tx.send(Bufs {
             // Room for a block of minimum-size frames shared evenly, so a flood's blocks do not
             // grow (and copy) these on the packet path; pages are only touched as they fill.
-            parts: (0..n)
+            pkts: Vec::with_capacity(BLOCK / MIN_RECORD + 1),
+            parts: (0..if n > 1 { n } else { 0 })
                 .map(|_| Vec::with_capacity(BLOCK / MIN_RECORD / n + 64))
                 .collect(),
             ..Bufs::default()
@@ -987,14 +992,20 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
         mut bufs,
     } = raw;
     let f = &ctx.files[file];
-    let (n, src, bps) = (ctx.outs.len(), Source::Pcap, ctx.link_bps);
+    let (src, bps) = (Source::Pcap, ctx.link_bps);
+    let spacing = TsChecker::spacing(bps);
     let c = &mut side.c;
+    bufs.pkts.clear();
     for p in &mut bufs.parts {
         p.clear();
     }
     bufs.cands.clear();
     let Bufs {
-        data, parts, cands, ..
+        data,
+        pkts,
+        parts,
+        cands,
+        ..
     } = &mut bufs;
     let base = data.as_ptr() as usize;
     let (mut pos, mut number, mut clock) = (range.0 as usize, first_number, i64::MIN);
@@ -1014,7 +1025,7 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
         first = first.min(ts);
         if let Some((pts, pnum, pref)) = prev {
             let delta = ts.saturating_sub(pts);
-            if delta > 0 && !TsChecker::impossible(bps, delta, wire_len) {
+            if spacing.possible(delta, wire_len) {
                 // The usual case: counted in the block's tally, nothing to report.
                 iat.observe(delta as u64);
             } else {
@@ -1042,7 +1053,7 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
         }
         prev = Some((ts, number, Some(frame_ref)));
         decode_record(
-            f.link, frame, ts, wire_len, clock, number, base, n, parts, c,
+            f.link, frame, ts, wire_len, clock, number, base, pkts, parts, c,
         );
         number += 1;
         pos += len;
@@ -1071,8 +1082,9 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
     side.spent.partition += since(t0);
 }
 
-/// Decodes one record's frame and files it with the worker its address pair belongs to (`base`:
-/// where the block's bytes start, so the payload is kept as an offset).
+/// Decodes one record's frame where it will stay, at the end of `pkts`, and files it with the
+/// worker its address pair belongs to (`base`: where the block's bytes start, so the payload is
+/// kept as an offset; `parts` empty: one worker takes every packet).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn decode_record(
@@ -1083,25 +1095,34 @@ fn decode_record(
     clock: i64,
     number: u64,
     base: usize,
-    n: usize,
-    parts: &mut [Vec<Pkt>],
+    pkts: &mut Vec<Pkt>,
+    parts: &mut [Vec<u32>],
     c: &mut Counters,
 ) {
-    let mut d = Decoded::default();
-    match decode_into(link, frame, &mut d) {
-        Err(e) => c.inc(slot::decode_error(e)),
+    let at = pkts.len();
+    pkts.push(Pkt {
+        ts_ns: ts,
+        wire_len,
+        clock_ns: clock,
+        number,
+        payload_off: 0,
+        payload_len: 0,
+        d: Decoded::default(),
+    });
+    let Some(p) = pkts.last_mut() else { return };
+    match decode_into(link, frame, &mut p.d) {
+        Err(e) => {
+            pkts.truncate(at);
+            c.inc(slot::decode_error(e));
+        }
         Ok(payload) => {
             let payload = &payload[..payload.len().min(Batch::DATA)];
-            let off = (payload.as_ptr() as usize).wrapping_sub(base);
-            parts[pick(d.shard, n)].push(Pkt {
-                ts_ns: ts,
-                wire_len,
-                clock_ns: clock,
-                number,
-                payload_off: off as u32,
-                payload_len: payload.len() as u32,
-                d,
-            });
+            p.payload_off = (payload.as_ptr() as usize).wrapping_sub(base) as u32;
+            p.payload_len = payload.len() as u32;
+            if !parts.is_empty() {
+                let shard = p.d.shard;
+                parts[pick(shard, parts.len())].push(at as u32);
+            }
         }
     }
 }
@@ -1178,12 +1199,26 @@ fn worker_loop(
                 ts_events.emit(&b, ctx, &mut side.c);
             }
             let now = clock.max(b.clock);
-            let part = &b.bufs.parts[w];
             let t0 = side.spent.now();
-            worker.process_pkts(part, &b.bufs.data, clock, now);
+            let (pkts, data) = (&b.bufs.pkts, &b.bufs.data);
+            let mine = match b.bufs.parts.get(w) {
+                Some(part) => {
+                    worker.process_pkts(
+                        part.iter().filter_map(|&i| pkts.get(i as usize)),
+                        data,
+                        clock,
+                        now,
+                    );
+                    part.len()
+                }
+                None => {
+                    worker.process_pkts(pkts.iter(), data, clock, now);
+                    pkts.len()
+                }
+            };
             side.spent.process += since(t0);
             // Publishing copies every counter: once per PUBLISH_EVERY packets, not per block.
-            unpublished += part.len();
+            unpublished += mine;
             if unpublished >= PUBLISH_EVERY {
                 unpublished = 0;
                 worker.publish();

@@ -72,6 +72,31 @@ pub enum Anomaly {
     Impossible,
 }
 
+/// The usual case of the spacing check, for the reader's per-packet loop: a positive delta no
+/// shorter than the frame's wire time. Exact (the same answer as `TsChecker::impossible`), in 64-bit
+/// arithmetic where neither product can overflow, else in `impossible`'s 128-bit.
+#[derive(Clone, Copy, Debug)]
+pub struct Spacing {
+    bps: u64,
+    /// The largest delta whose product with `bps` fits in 64 bits.
+    fast_max: u64,
+}
+
+impl Spacing {
+    #[inline(always)]
+    pub fn possible(&self, delta_ns: i64, wire_len: u32) -> bool {
+        if delta_ns <= 0 {
+            return false;
+        }
+        // (2^30 + 24) · 8e9 < 2^64: the right side fits for any frame shorter than 1 GiB.
+        if delta_ns as u64 <= self.fast_max && wire_len < 1 << 30 {
+            delta_ns as u64 * self.bps >= (wire_len as u64 + 24) * 8 * 1_000_000_000
+        } else {
+            !TsChecker::impossible(self.bps, delta_ns, wire_len)
+        }
+    }
+}
+
 pub struct TsChecker {
     source: Source,
     link_bps: u64,
@@ -102,6 +127,15 @@ impl TsChecker {
         // Δ < (len+24)·8/speed  ⇔  Δ_ns · speed < (len+24)·8·1e9, exact in integers.
         delta_ns >= 0
             && (delta_ns as u128) * (link_bps as u128) < (wire_len as u128 + 24) * 8 * 1_000_000_000
+    }
+
+    /// `Spacing` for this checker's link speed.
+    pub fn spacing(link_bps: u64) -> Spacing {
+        let bps = link_bps.max(1);
+        Spacing {
+            bps,
+            fast_max: u64::MAX / bps,
+        }
     }
 
     /// Checks one packet; `emit` receives anomaly events (already rate-limited).
@@ -250,6 +284,37 @@ mod tests {
     #[test]
     fn spacing_formula_matches_design() {
         // 64-byte frame at 10G: (64+24)*8/1e10 s = 70.4 ns.
+        for bps in [
+            1,
+            7,
+            1_000_000_000,
+            10_000_000_000,
+            400_000_000_000,
+            u64::MAX,
+        ] {
+            let sp = TsChecker::spacing(bps);
+            for delta in [
+                i64::MIN,
+                -1,
+                0,
+                1,
+                69,
+                70,
+                71,
+                12_191,
+                12_192,
+                1 << 40,
+                i64::MAX,
+            ] {
+                for len in [0, 60, 64, 1500, 65_535, (1 << 30) - 1, 1 << 30, u32::MAX] {
+                    assert_eq!(
+                        sp.possible(delta, len),
+                        delta > 0 && !TsChecker::impossible(bps, delta, len),
+                        "{bps} {delta} {len}"
+                    );
+                }
+            }
+        }
         assert!(TsChecker::impossible(10_000_000_000, 70, 64));
         assert!(!TsChecker::impossible(10_000_000_000, 71, 64));
         assert!(TsChecker::impossible(10_000_000_000, 0, 64));

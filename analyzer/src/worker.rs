@@ -85,14 +85,20 @@ impl Worker {
     }
 
     pub fn process(&mut self, b: &Batch) {
-        self.process_pkts(&b.pkts, &b.data, i64::MIN, b.now_ns);
+        self.process_pkts(b.pkts.iter(), &b.data, i64::MIN, b.now_ns);
         self.publish();
     }
 
     /// Processes `pkts`, whose payloads lie in `data`, in order. Each packet's clock is the larger
     /// of its own and `clock_floor` (the parallel reader knows only a block's own clock); `now_ns`
     /// is the producer's clock once the packets are read. The caller publishes the counters.
-    pub fn process_pkts(&mut self, pkts: &[BatchPkt], data: &[u8], clock_floor: i64, now_ns: i64) {
+    pub fn process_pkts<'p>(
+        &mut self,
+        pkts: impl Iterator<Item = &'p BatchPkt>,
+        data: &[u8],
+        clock_floor: i64,
+        now_ns: i64,
+    ) {
         for p in pkts {
             if let Some((t, _)) = &mut self.timeline {
                 t.tick(p.ts_ns, &self.c);
@@ -146,32 +152,39 @@ impl Worker {
         }
     }
 
+    #[inline(always)]
     fn packet(&mut self, p: &BatchPkt, payload: &[u8]) {
         let d = &p.d;
         match d.l4 {
-            L4::Fragment => {
-                self.c.inc(slot::ip_fragments(d.v6));
-                let mut buf = std::mem::take(&mut self.frag_buf);
-                match self.frag.add(p.ts_ns, d, payload, &mut buf) {
-                    FragResult::Complete => {
-                        self.c.inc(slot::ip_reassembled(d.v6));
-                        if let Some((nd, range)) = reassembled(d, &buf) {
-                            self.flow_packet(p.ts_ns, p.number, &nd, &buf[range]);
-                        }
-                    }
-                    FragResult::Dropped(why) => self.c.inc(slot::stream_issue(why)),
-                    FragResult::Pending => {}
-                }
-                let lost = std::mem::take(&mut self.frag.timed_out);
-                self.c
-                    .add(slot::stream_issue(StreamIssue::FragmentTimeout), lost);
-                self.frag_buf = buf;
-            }
+            L4::Fragment => self.fragment(p, payload),
             L4::Icmp if d.is_icmp_error() => self.icmp_error(d, payload),
             _ => self.flow_packet(p.ts_ns, p.number, d, payload),
         }
     }
 
+    /// An IP fragment: held until its datagram is whole, which then goes the flow path.
+    #[inline(never)]
+    fn fragment(&mut self, p: &BatchPkt, payload: &[u8]) {
+        let d = &p.d;
+        self.c.inc(slot::ip_fragments(d.v6));
+        let mut buf = std::mem::take(&mut self.frag_buf);
+        match self.frag.add(p.ts_ns, d, payload, &mut buf) {
+            FragResult::Complete => {
+                self.c.inc(slot::ip_reassembled(d.v6));
+                if let Some((nd, range)) = reassembled(d, &buf) {
+                    self.flow_packet(p.ts_ns, p.number, &nd, &buf[range]);
+                }
+            }
+            FragResult::Dropped(why) => self.c.inc(slot::stream_issue(why)),
+            FragResult::Pending => {}
+        }
+        let lost = std::mem::take(&mut self.frag.timed_out);
+        self.c
+            .add(slot::stream_issue(StreamIssue::FragmentTimeout), lost);
+        self.frag_buf = buf;
+    }
+
+    #[inline(never)]
     fn icmp_error(&mut self, d: &Decoded, payload: &[u8]) {
         let Some((kind, q)) = icmp::quoted(d, payload) else {
             return;
