@@ -20,12 +20,9 @@ pub struct Worker {
     table: FlowTable,
     frag: Reassembly,
     frag_buf: Vec<u8>,
-    shared: Shared,
-    c: Counters,
+    /// The counters, events, settings and shared state the analyzers see (and so does the worker).
+    env: Env,
     publish: Arc<metrics::Shared>,
-    events: EventSink,
-    cfg: Arc<Config>,
-    source: Source,
     now: i64,
     /// Counters over capture time (`read --report`), delivered to the collector at the end.
     timeline: Option<(Timeline, Collector)>,
@@ -62,12 +59,14 @@ impl Worker {
             },
             frag: Reassembly::default(),
             frag_buf: Vec::new(),
-            shared: Shared::default(),
-            c: Counters::new(),
+            env: Env {
+                c: Counters::new(),
+                events,
+                source,
+                cfg,
+                shared: Shared::default(),
+            },
             publish,
-            events,
-            cfg,
-            source,
             now: i64::MIN,
             timeline: None,
             debug_flows: std::env::var_os("SPANWATCH_DEBUG_FLOWS").is_some(),
@@ -81,7 +80,7 @@ impl Worker {
     }
 
     pub fn counters(&self) -> &Counters {
-        &self.c
+        &self.env.c
     }
 
     pub fn process(&mut self, b: &Batch) {
@@ -101,7 +100,7 @@ impl Worker {
     ) {
         for p in pkts {
             if let Some((t, _)) = &mut self.timeline {
-                t.tick(p.ts_ns, &self.c);
+                t.tick(p.ts_ns, &self.env.c);
             }
             // Packet time drives expiry, on the reader's clock (the latest time seen anywhere).
             let clock = p.clock_ns.max(clock_floor);
@@ -132,8 +131,8 @@ impl Worker {
     }
 
     pub fn publish(&mut self) {
-        self.c.set(slot::FLOWS_ACTIVE, self.table.len() as u64);
-        self.publish.publish(&self.c);
+        self.env.c.set(slot::FLOWS_ACTIVE, self.table.len() as u64);
+        self.publish.publish(&self.env.c);
     }
 
     /// Ends every flow (end of input) and publishes the final counts.
@@ -144,11 +143,12 @@ impl Worker {
         self.table = table;
         self.frag.finish();
         let lost = std::mem::take(&mut self.frag.timed_out);
-        self.c
+        self.env
+            .c
             .add(slot::stream_issue(StreamIssue::FragmentTimeout), lost);
         self.publish();
         if let Some((t, col)) = self.timeline.take() {
-            col.deliver(t, &self.c);
+            col.deliver(t, &self.env.c);
         }
     }
 
@@ -166,20 +166,21 @@ impl Worker {
     #[inline(never)]
     fn fragment(&mut self, p: &BatchPkt, payload: &[u8]) {
         let d = &p.d;
-        self.c.inc(slot::ip_fragments(d.v6));
+        self.env.c.inc(slot::ip_fragments(d.v6));
         let mut buf = std::mem::take(&mut self.frag_buf);
         match self.frag.add(p.ts_ns, d, payload, &mut buf) {
             FragResult::Complete => {
-                self.c.inc(slot::ip_reassembled(d.v6));
+                self.env.c.inc(slot::ip_reassembled(d.v6));
                 if let Some((nd, range)) = reassembled(d, &buf) {
                     self.flow_packet(p.ts_ns, p.number, &nd, &buf[range]);
                 }
             }
-            FragResult::Dropped(why) => self.c.inc(slot::stream_issue(why)),
+            FragResult::Dropped(why) => self.env.c.inc(slot::stream_issue(why)),
             FragResult::Pending => {}
         }
         let lost = std::mem::take(&mut self.frag.timed_out);
-        self.c
+        self.env
+            .c
             .add(slot::stream_issue(StreamIssue::FragmentTimeout), lost);
         self.frag_buf = buf;
     }
@@ -203,7 +204,7 @@ impl Worker {
             }
             None => Proto::OtherIp,
         };
-        self.c.inc(slot::icmp_error(kind, proto));
+        self.env.c.inc(slot::icmp_error(kind, proto));
     }
 
     #[inline(always)]
@@ -229,15 +230,7 @@ impl Worker {
             None => self.new_flow(key, src_is_a, d, ts),
         };
 
-        let Worker {
-            table,
-            c,
-            shared,
-            events,
-            cfg,
-            source,
-            ..
-        } = self;
+        let Worker { table, env, .. } = self;
         let f = table.get(i);
         let from_client = src_is_a == f.client_is_a;
         let mut closed = false;
@@ -252,7 +245,7 @@ impl Worker {
                 f.rst = true;
             }
             closed = f.rst || (f.fin[0] && f.fin[1]);
-            causality(f, d, me, ts, payload.len(), c, *source);
+            causality(f, d, me, ts, payload.len(), &mut env.c, env.source);
             if d.tcp_flags & tcp_flags::SYN != 0 {
                 f.next_seq[dir] = Some(d.seq.wrapping_add(1));
             }
@@ -265,13 +258,6 @@ impl Worker {
             }
         }
         if !payload.is_empty() {
-            let mut env = Env {
-                c,
-                events,
-                source: *source,
-                cfg,
-                shared,
-            };
             let pk = Pkt {
                 ts,
                 number,
@@ -281,11 +267,11 @@ impl Worker {
                 starts,
             };
             match f.class {
-                Class::Unknown => classify(f, &pk, &mut env),
+                Class::Unknown => classify(f, &pk, env),
                 Class::Known(_) => {
                     if !f.session_done {
                         if let Some(s) = f.session.as_mut() {
-                            match s.on_packet(&pk, &mut env) {
+                            match s.on_packet(&pk, env) {
                                 Next::Continue => {}
                                 Next::Done => f.session_done = true,
                                 Next::Reject => {
@@ -298,7 +284,7 @@ impl Worker {
                                         starts: f.next_seq,
                                         ..pk
                                     };
-                                    classify(f, &pk, &mut env);
+                                    classify(f, &pk, env);
                                 }
                             }
                         }
@@ -308,7 +294,7 @@ impl Worker {
         }
         if !payload.is_empty() {
             f.pending_pkts = f.pending_pkts.saturating_add(1);
-            account_packets(f, c);
+            account_packets(f, &mut env.c);
         }
         if closed {
             table.mark_closed(i);
@@ -328,9 +314,8 @@ impl Worker {
             && d.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == (tcp_flags::SYN | tcp_flags::ACK);
         let client_is_a = if synack { !src_is_a } else { src_is_a };
         let i = self.table.insert(&key, d.flow, d.l4, ts, client_is_a);
-        let Worker {
-            table, c, shared, ..
-        } = self;
+        let Worker { table, env, .. } = self;
+        let (c, shared) = (&mut env.c, &mut env.shared);
         let f = table.get(i);
         match d.l4 {
             L4::Icmp => {
@@ -360,20 +345,13 @@ impl Worker {
     #[inline(always)]
     fn finish_inline(&mut self, f: &mut Flow, why: Exit) {
         match why {
-            Exit::Timeout => self.c.inc(slot::flows_evicted(EvictReason::Timeout)),
-            Exit::Pressure => self.c.inc(slot::flows_evicted(EvictReason::Pressure)),
-            Exit::Closed => self.c.inc(slot::flows_evicted(EvictReason::Closed)),
+            Exit::Timeout => self.env.c.inc(slot::flows_evicted(EvictReason::Timeout)),
+            Exit::Pressure => self.env.c.inc(slot::flows_evicted(EvictReason::Pressure)),
+            Exit::Closed => self.env.c.inc(slot::flows_evicted(EvictReason::Closed)),
             Exit::EndOfInput => {}
         }
         if let Some(mut s) = f.session.take() {
-            let mut env = Env {
-                c: &mut self.c,
-                events: &self.events,
-                source: self.source,
-                cfg: &self.cfg,
-                shared: &mut self.shared,
-            };
-            s.on_end(f.last_ts, &mut env);
+            s.on_end(f.last_ts, &mut self.env);
             let self_counting = PROTOCOLS
                 .get(f.proto_idx as usize)
                 .is_some_and(|p| p.counts_itself);
@@ -383,13 +361,18 @@ impl Worker {
             }
         }
         if f.class == Class::Unknown {
-            self.c.inc(slot::sessions(other_for(f.l4), f.key.v6()));
-            self.c.add(
+            self.env.c.inc(slot::sessions(other_for(f.l4), f.key.v6()));
+            self.env.c.add(
                 slot::protocol_packets(other_for(f.l4)),
                 f.pending_pkts as u64,
             );
         } else if let Class::Known(p) = f.class {
-            self.c.add(slot::protocol_packets(p), f.pending_pkts as u64);
+            // Usually none are left (a known protocol counts its packets as they come).
+            if f.pending_pkts != 0 {
+                self.env
+                    .c
+                    .add(slot::protocol_packets(p), f.pending_pkts as u64);
+            }
         }
         if self.debug_flows {
             let k = &f.key;
@@ -436,7 +419,7 @@ const BY_L4: [u32; 3] = {
     m
 };
 
-fn classify(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env<'_>) {
+fn classify(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env) {
     f.payload_pkts = f.payload_pkts.saturating_add(1);
     let maybe = match f.l4 {
         L4::Tcp => probe_all::<0>(f, pk, env),
@@ -458,7 +441,7 @@ fn classify(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env<'_>) {
 /// rather than one through the registry's function pointer, and the other transports' probes
 /// vanish: a new flow is probed by every analyzer of its transport, so this is on the flood path.
 #[inline(always)]
-fn probe_all<const T: usize>(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env<'_>) -> Option<bool> {
+fn probe_all<const T: usize>(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env) -> Option<bool> {
     let mut maybe = false;
     let left = BY_L4[T] & !f.rejected;
     let mut no = 0; // the probes that said no, stored once
@@ -490,7 +473,7 @@ fn probe_all<const T: usize>(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env<'_>) -> O
 /// A probe said yes: the flow becomes `PROTOCOLS[bit]`'s, with its session. False when the
 /// session gave up on its first packet (the probes after it are tried).
 #[inline(never)]
-fn start_session(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env<'_>, bit: usize) -> bool {
+fn start_session(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env, bit: usize) -> bool {
     let pr = PROTOCOLS[bit];
     f.class = Class::Known(pr.proto);
     f.proto_idx = bit as u8;

@@ -86,7 +86,7 @@ fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
     Verdict::No
 }
 
-fn start(p: &Pkt<'_>, _env: &mut Env<'_>) -> Option<Box<dyn Session>> {
+fn start(p: &Pkt<'_>, _env: &mut Env) -> Option<Box<dyn Session>> {
     Some(Box::new(BfdFlow {
         echo: p.d.dport == ECHO_PORT || p.d.sport == ECHO_PORT,
     }))
@@ -97,7 +97,7 @@ struct BfdFlow {
 }
 
 impl Session for BfdFlow {
-    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env<'_>) -> Next {
+    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env) -> Next {
         if self.echo {
             //= https://www.rfc-editor.org/rfc/rfc5881#section-4
             //# BFD Echo packets MUST be transmitted in UDP packets with destination UDP port 3785
@@ -111,7 +111,7 @@ impl Session for BfdFlow {
             } else {
                 (p.d.dst, p.d.src, 1)
             };
-            env.shared.bfd.control(lo, hi, dir, v6, c, env.c);
+            env.shared.bfd.control(lo, hi, dir, v6, c, &mut env.c);
         }
         Next::Continue
     }

@@ -125,7 +125,7 @@ fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
     }
 }
 
-fn start(p: &Pkt<'_>, _env: &mut Env<'_>) -> Option<Box<dyn Session>> {
+fn start(p: &Pkt<'_>, _env: &mut Env) -> Option<Box<dyn Session>> {
     let (client, server) = if p.from_client {
         ((p.d.src, p.d.sport), (p.d.dst, p.d.dport))
     } else {
@@ -202,7 +202,7 @@ struct Inner {
 }
 
 impl Session for Ftp {
-    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env<'_>) -> Next {
+    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env) -> Next {
         let i = p.from_client as usize;
         let inner = &mut self.inner;
         self.dirs[i].push(p.d.seq, false, p.payload, |c| match c {
@@ -219,7 +219,7 @@ impl Session for Ftp {
         }
     }
 
-    fn on_end(&mut self, _ts: i64, env: &mut Env<'_>) {
+    fn on_end(&mut self, _ts: i64, env: &mut Env) {
         self.inner.finish_login(LoginOutcome::Unknown, None, env);
         if self.inner.greeted_ftp {
             self.inner.count(Proto::Ftp, env);
@@ -232,7 +232,7 @@ impl Session for Ftp {
 }
 
 impl Inner {
-    fn count(&mut self, p: Proto, env: &mut Env<'_>) {
+    fn count(&mut self, p: Proto, env: &mut Env) {
         if self.counted.is_none() {
             self.counted = Some(p);
             env.session(p, self.v6);
@@ -243,7 +243,7 @@ impl Inner {
         }
     }
 
-    fn bytes(&mut self, p: &Pkt<'_>, i: usize, mut data: &[u8], env: &mut Env<'_>) {
+    fn bytes(&mut self, p: &Pkt<'_>, i: usize, mut data: &[u8], env: &mut Env) {
         if let Some(tls) = self.tls.as_mut() {
             let n = tls.feed(i == 1, data, env);
             if n == data.len() {
@@ -275,7 +275,7 @@ impl Inner {
         self.lines[i] = lines;
     }
 
-    fn command(&mut self, p: &Pkt<'_>, line: &[u8], env: &mut Env<'_>) {
+    fn command(&mut self, p: &Pkt<'_>, line: &[u8], env: &mut Env) {
         if self.reject {
             return;
         }
@@ -357,7 +357,7 @@ impl Inner {
         }
     }
 
-    fn reply(&mut self, p: &Pkt<'_>, line: &[u8], env: &mut Env<'_>) {
+    fn reply(&mut self, p: &Pkt<'_>, line: &[u8], env: &mut Env) {
         if self.reject {
             return;
         }
@@ -429,7 +429,7 @@ impl Inner {
         passive: bool,
         mode: DataMode,
         ts: i64,
-        env: &mut Env<'_>,
+        env: &mut Env,
     ) {
         // Passive: the client connects to the server's announced port. Active: the server connects
         // to the client's. The connection is expected at the address seen on the control
@@ -458,7 +458,7 @@ impl Inner {
         }
     }
 
-    fn finish_login(&mut self, outcome: LoginOutcome, code: Option<u16>, env: &mut Env<'_>) {
+    fn finish_login(&mut self, outcome: LoginOutcome, code: Option<u16>, env: &mut Env) {
         let Some(login) = self.login.take() else {
             return;
         };
@@ -721,7 +721,7 @@ impl DataSession {
 }
 
 impl Session for DataSession {
-    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env<'_>) -> Next {
+    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env) -> Next {
         if !self.checked {
             self.checked = true;
             if tls::looks_like_tls(p.payload, p.from_client) == Verdict::Yes

@@ -74,7 +74,7 @@ fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
     }
 }
 
-fn start(p: &Pkt<'_>, _env: &mut Env<'_>) -> Option<Box<dyn Session>> {
+fn start(p: &Pkt<'_>, _env: &mut Env) -> Option<Box<dyn Session>> {
     Some(Box::new(Http {
         client: Reassembler::starting_at(p.starts[1]),
         parser: Parser::default(),
@@ -108,7 +108,7 @@ struct Parser {
 }
 
 impl Session for Http {
-    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env<'_>) -> Next {
+    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env) -> Next {
         if !p.from_client {
             return Next::Continue;
         }
@@ -127,7 +127,7 @@ impl Session for Http {
 }
 
 impl Parser {
-    fn feed(&mut self, mut b: &[u8], env: &mut Env<'_>) {
+    fn feed(&mut self, mut b: &[u8], env: &mut Env) {
         while !b.is_empty() {
             match &mut self.body {
                 Body::None => {

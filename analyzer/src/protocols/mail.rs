@@ -114,13 +114,13 @@ enum Kind {
     Pop3,
 }
 
-fn start_smtp(p: &Pkt<'_>, _e: &mut Env<'_>) -> Option<Box<dyn Session>> {
+fn start_smtp(p: &Pkt<'_>, _e: &mut Env) -> Option<Box<dyn Session>> {
     Some(Box::new(Mail::new(Kind::Smtp, p)))
 }
-fn start_imap(p: &Pkt<'_>, _e: &mut Env<'_>) -> Option<Box<dyn Session>> {
+fn start_imap(p: &Pkt<'_>, _e: &mut Env) -> Option<Box<dyn Session>> {
     Some(Box::new(Mail::new(Kind::Imap, p)))
 }
-fn start_pop3(p: &Pkt<'_>, _e: &mut Env<'_>) -> Option<Box<dyn Session>> {
+fn start_pop3(p: &Pkt<'_>, _e: &mut Env) -> Option<Box<dyn Session>> {
     Some(Box::new(Mail::new(Kind::Pop3, p)))
 }
 
@@ -152,7 +152,7 @@ impl Mail {
 }
 
 impl Session for Mail {
-    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env<'_>) -> Next {
+    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env) -> Next {
         let i = p.from_client as usize;
         let inner = &mut self.inner;
         self.dirs[i].push(p.d.seq, false, p.payload, |c| match c {
@@ -167,7 +167,7 @@ impl Session for Mail {
 }
 
 impl Inner {
-    fn bytes(&mut self, p: &Pkt<'_>, i: usize, data: &[u8], env: &mut Env<'_>) {
+    fn bytes(&mut self, p: &Pkt<'_>, i: usize, data: &[u8], env: &mut Env) {
         if let Some(t) = self.tls.as_mut() {
             t.feed(i == 1, data, env);
             return;

@@ -17,6 +17,7 @@ pub mod tls;
 use crate::decode::{Decoded, L4};
 use metrics::events::EventSink;
 use metrics::{slot, Counters, Proto, Source};
+use std::sync::Arc;
 
 /// The analyzers, in probe order (most specific first).
 pub const PROTOCOLS: &[&Protocol] = &[
@@ -77,16 +78,17 @@ pub struct Shared {
     pub ospf: ospf::Neighbours,
 }
 
-/// What an analyzer may touch besides its own flow.
-pub struct Env<'w> {
-    pub c: &'w mut Counters,
-    pub events: &'w EventSink,
+/// What an analyzer may touch besides its own flow: the worker's counters, event sink, settings
+/// and per-worker shared state, held together so that one pointer hands them to an analyzer.
+pub struct Env {
+    pub c: Counters,
+    pub events: EventSink,
     pub source: Source,
-    pub cfg: &'w Config,
-    pub shared: &'w mut Shared,
+    pub cfg: Arc<Config>,
+    pub shared: Shared,
 }
 
-impl Env<'_> {
+impl Env {
     pub fn session(&mut self, p: Proto, v6: bool) {
         self.c.inc(slot::sessions(p, v6));
     }
@@ -114,9 +116,9 @@ pub enum Next {
 
 pub trait Session: Send {
     /// Called for every later packet of the flow that carries payload.
-    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env<'_>) -> Next;
+    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env) -> Next;
     /// Called once when the flow ends (FIN/RST, timeout, eviction, end of input).
-    fn on_end(&mut self, _ts: i64, _env: &mut Env<'_>) {}
+    fn on_end(&mut self, _ts: i64, _env: &mut Env) {}
     /// For a protocol that counts its own sessions: whether it did (if not, the flow ends as other).
     fn counted(&self) -> bool {
         true
@@ -131,10 +133,10 @@ pub struct Protocol {
     /// Looks at one payload packet; `memo` is this probe's private byte for this flow.
     pub probe: fn(&Pkt<'_>, &mut u8) -> Verdict,
     /// Builds the session for a classified flow (None: nothing to follow).
-    pub start: fn(&Pkt<'_>, &mut Env<'_>) -> Option<Box<dyn Session>>,
+    pub start: fn(&Pkt<'_>, &mut Env) -> Option<Box<dyn Session>>,
 }
 
-pub fn no_session(_: &Pkt<'_>, _: &mut Env<'_>) -> Option<Box<dyn Session>> {
+pub fn no_session(_: &Pkt<'_>, _: &mut Env) -> Option<Box<dyn Session>> {
     None
 }
 

@@ -66,14 +66,14 @@ fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
     }
 }
 
-fn start(_p: &Pkt<'_>, _env: &mut Env<'_>) -> Option<Box<dyn Session>> {
+fn start(_p: &Pkt<'_>, _env: &mut Env) -> Option<Box<dyn Session>> {
     Some(Box::new(OspfFlow))
 }
 
 struct OspfFlow;
 
 impl Session for OspfFlow {
-    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env<'_>) -> Next {
+    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env) -> Next {
         let Some((v3, t, rid)) = parse(p.payload) else {
             return Next::Continue;
         };

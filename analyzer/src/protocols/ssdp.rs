@@ -42,14 +42,14 @@ fn probe_text(p: &Pkt<'_>) -> Verdict {
     }
 }
 
-fn start(_p: &Pkt<'_>, _e: &mut Env<'_>) -> Option<Box<dyn Session>> {
+fn start(_p: &Pkt<'_>, _e: &mut Env) -> Option<Box<dyn Session>> {
     Some(Box::new(Ssdp))
 }
 
 struct Ssdp;
 
 impl Session for Ssdp {
-    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env<'_>) -> Next {
+    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env) -> Next {
         if is_request(p.payload) {
             env.c.inc(slot::http_request(HttpKind::Other));
         }

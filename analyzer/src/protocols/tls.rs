@@ -47,7 +47,7 @@ fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
     looks_like_tls(p.payload, p.from_client)
 }
 
-fn start(p: &Pkt<'_>, _env: &mut Env<'_>) -> Option<Box<dyn Session>> {
+fn start(p: &Pkt<'_>, _env: &mut Env) -> Option<Box<dyn Session>> {
     Some(Box::new(TlsSession {
         dirs: p.reassemblers(),
         tls: Tls::default(),
@@ -60,7 +60,7 @@ struct TlsSession {
 }
 
 impl Session for TlsSession {
-    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env<'_>) -> Next {
+    fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env) -> Next {
         let i = p.from_client as usize;
         let tls = &mut self.tls;
         self.dirs[i].push(p.d.seq, false, p.payload, |c| match c {
@@ -76,7 +76,7 @@ impl Session for TlsSession {
             Next::Continue
         }
     }
-    fn on_end(&mut self, _ts: i64, env: &mut Env<'_>) {
+    fn on_end(&mut self, _ts: i64, env: &mut Env) {
         self.tls.end(env);
     }
 }
@@ -150,7 +150,7 @@ impl Tls {
         self.dirs[from_client as usize].encrypted = true;
     }
 
-    pub fn feed(&mut self, from_client: bool, mut b: &[u8], env: &mut Env<'_>) {
+    pub fn feed(&mut self, from_client: bool, mut b: &[u8], env: &mut Env) {
         let i = from_client as usize;
         while !b.is_empty() && !self.dirs[i].encrypted {
             let d = &mut self.dirs[i];
@@ -192,7 +192,7 @@ impl Tls {
         }
     }
 
-    fn change_cipher_spec(&mut self, from_client: bool, env: &mut Env<'_>) {
+    fn change_cipher_spec(&mut self, from_client: bool, env: &mut Env) {
         if !from_client && !self.tls13 {
             self.server_ccs = true;
             //= DESIGN.md §5: the client offered a ticket and the server answered with
@@ -208,7 +208,7 @@ impl Tls {
         }
     }
 
-    fn handshake_bytes(&mut self, i: usize, mut b: &[u8], env: &mut Env<'_>) {
+    fn handshake_bytes(&mut self, i: usize, mut b: &[u8], env: &mut Env) {
         while !b.is_empty() {
             let d = &mut self.dirs[i];
             if d.msg_left == 0 && d.msg_hdr_len < 4 {
@@ -255,7 +255,7 @@ impl Tls {
     }
 
     /// A whole handshake message of type `t` arrived from direction `i` (1: client).
-    fn message(&mut self, i: usize, t: u8, body: &[u8], env: &mut Env<'_>) {
+    fn message(&mut self, i: usize, t: u8, body: &[u8], env: &mut Env) {
         let from_client = i == 1;
         match (from_client, t) {
             (true, 1) if self.dirs[i].keep => self.client_hello(body, env),
@@ -273,7 +273,7 @@ impl Tls {
         }
     }
 
-    fn client_hello(&mut self, body: &[u8], env: &mut Env<'_>) {
+    fn client_hello(&mut self, body: &[u8], env: &mut Env) {
         env.c.inc(slot::TLS_HANDSHAKES);
         self.client_hellos = self.client_hellos.saturating_add(1);
         if let Ok((_, ch)) = tls_parser::parse_tls_handshake_client_hello(body) {
@@ -285,7 +285,7 @@ impl Tls {
         }
     }
 
-    fn server_hello(&mut self, body: &[u8], env: &mut Env<'_>) {
+    fn server_hello(&mut self, body: &[u8], env: &mut Env) {
         let Ok((_, hs)) = tls_parser::parse_tls_handshake_msg_server_hello(body) else {
             return;
         };
@@ -330,7 +330,7 @@ impl Tls {
         }
     }
 
-    pub fn end(&mut self, _env: &mut Env<'_>) {}
+    pub fn end(&mut self, _env: &mut Env) {}
 }
 
 /// Walks TLS records in one direction; stops at the first byte that does not start a record.
@@ -379,7 +379,7 @@ pub struct Upgrade {
 
 impl Upgrade {
     /// Feeds in-order bytes of one direction; returns how many of them were TLS records.
-    pub fn feed(&mut self, from_client: bool, data: &[u8], env: &mut Env<'_>) -> usize {
+    pub fn feed(&mut self, from_client: bool, data: &[u8], env: &mut Env) -> usize {
         let n = self.walkers[from_client as usize].records(data);
         self.tls.feed(from_client, &data[..n], env);
         n
