@@ -419,6 +419,7 @@ const BY_L4: [u32; 3] = {
     m
 };
 
+#[inline(always)]
 fn classify(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env) {
     f.payload_pkts = f.payload_pkts.saturating_add(1);
     let maybe = match f.l4 {
