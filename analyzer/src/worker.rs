@@ -293,7 +293,6 @@ impl Worker {
             }
         }
         if !payload.is_empty() {
-            f.pending_pkts = f.pending_pkts.saturating_add(1);
             account_packets(f, &mut env.c);
         }
         if closed {
@@ -499,21 +498,26 @@ fn start_session(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env, bit: usize) -> bool 
     true
 }
 
-/// Moves a flow's payload packets to its protocol's count once the protocol is certain (a
-/// tentative analyzer that may still give the flow back keeps them pending).
+/// Counts a payload packet: to its protocol once the protocol is certain, with any the flow
+/// held pending; else pending (a tentative analyzer, one that may still give the flow back, keeps
+/// them pending too).
+#[inline(always)]
 fn account_packets(f: &mut Flow, c: &mut Counters) {
     if let Class::Known(p) = f.class {
-        let tentative = PROTOCOLS
-            .get(f.proto_idx as usize)
-            .is_some_and(|pr| pr.counts_itself)
-            && f.session.as_ref().is_some_and(|s| !s.counted());
+        // Only a session can be tentative: the registry is not consulted for a flow without one.
+        let tentative = f.session.as_ref().is_some_and(|s| {
+            PROTOCOLS
+                .get(f.proto_idx as usize)
+                .is_some_and(|pr| pr.counts_itself)
+                && !s.counted()
+        });
         if !tentative {
-            c.add(
-                slot::protocol_packets(p),
-                std::mem::take(&mut f.pending_pkts) as u64,
-            );
+            let n = std::mem::take(&mut f.pending_pkts) as u64 + 1;
+            c.add(slot::protocol_packets(p), n);
+            return;
         }
     }
+    f.pending_pkts = f.pending_pkts.saturating_add(1);
 }
 
 /// An acknowledgement stamped before the data it acknowledges (DESIGN: causality per TCP flow).
