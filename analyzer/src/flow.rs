@@ -269,11 +269,24 @@ impl FlowTable {
         if ts > f.last_ts {
             f.last_ts = ts;
         }
-        let list = f.list;
-        if self.tails[list as usize] != i {
-            self.unlink(i);
-            self.link_tail(i, list);
+        let (l, prev, next) = (f.list as usize, f.prev, f.next);
+        let tail = self.tails[l];
+        if tail == i {
+            return;
         }
+        // Moved from inside its list to the tail: it has a next, and the list a tail that is
+        // another flow, so only the neighbours' links and the ends change.
+        f.prev = tail;
+        f.next = NIL;
+        if prev == NIL {
+            self.heads[l] = next;
+            self.heads_changed = true;
+        } else {
+            self.slab[prev as usize].next = next;
+        }
+        self.slab[next as usize].prev = prev;
+        self.slab[tail as usize].next = i;
+        self.tails[l] = i;
     }
 
     /// Moves a flow to the closed list (after FIN from both sides, or RST).
