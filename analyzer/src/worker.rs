@@ -30,13 +30,18 @@ pub struct Worker {
     debug_flows: bool,
 }
 
+/// The class of a flow no analyzer claimed, by transport (a table: every new flow of a flood
+/// asks, and so does its end).
+#[inline]
 fn other_for(l4: L4) -> Proto {
-    match l4 {
-        L4::Tcp => Proto::OtherTcp,
-        L4::Udp => Proto::OtherUdp,
-        L4::Icmp => Proto::Icmp,
-        _ => Proto::OtherIp,
-    }
+    const OTHER: [Proto; 5] = {
+        let mut t = [Proto::OtherIp; 5];
+        t[L4::Tcp as usize] = Proto::OtherTcp;
+        t[L4::Udp as usize] = Proto::OtherUdp;
+        t[L4::Icmp as usize] = Proto::Icmp;
+        t
+    };
+    OTHER[l4 as usize]
 }
 
 #[inline]
@@ -359,19 +364,20 @@ impl Worker {
                 f.class = Class::Unknown;
             }
         }
-        if f.class == Class::Unknown {
-            self.env.c.inc(slot::sessions(other_for(f.l4), f.key.v6()));
-            self.env.c.add(
-                slot::protocol_packets(other_for(f.l4)),
-                f.pending_pkts as u64,
-            );
-        } else if let Class::Known(p) = f.class {
-            // Usually none are left (a known protocol counts its packets as they come).
-            if f.pending_pkts != 0 {
-                self.env
-                    .c
-                    .add(slot::protocol_packets(p), f.pending_pkts as u64);
+        // Usually no packets are pending (a flow without payload, or a known protocol that
+        // counted them as they came).
+        let p = match f.class {
+            Class::Unknown => {
+                let p = other_for(f.l4);
+                self.env.c.inc(slot::sessions(p, f.key.v6()));
+                p
             }
+            Class::Known(p) => p,
+        };
+        if f.pending_pkts != 0 {
+            self.env
+                .c
+                .add(slot::protocol_packets(p), f.pending_pkts as u64);
         }
         if self.debug_flows {
             let k = &f.key;

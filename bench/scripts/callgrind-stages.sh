@@ -16,6 +16,7 @@ stages=(
   "memcpy|__memcpy_avx_unaligned_erms"
   "worker: all|analyzer::worker::Worker::process_pkts"
   "worker: classify (probes)|analyzer::worker::classify"
+  "worker: flow touch (LRU)|analyzer::flow::FlowTable::touch"
   "worker: flow insert|analyzer::flow::FlowTable::insert"
   "worker: end of input|analyzer::worker::Worker::finish_all"
 )
