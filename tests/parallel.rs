@@ -196,6 +196,31 @@ fn payloads_that_look_like_records() {
     assert_eq!(c.get(metrics::slot::packets(metrics::Source::Pcap)), 6000);
 }
 
+/// The timestamp events of reading `files` with `workers` workers, by the sequential reader or
+/// the parallel one, sorted.
+fn timestamp_events(files: &[PathBuf], workers: usize, sequential: bool) -> Vec<String> {
+    let out = common::tmp("parallel", &format!("events-{workers}-{sequential}.ndjson"));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"));
+    cmd.args(["read", "--workers", &workers.to_string()])
+        .args(["--link-speed", "100g", "--events"])
+        .arg(&out)
+        .args(files);
+    if sequential {
+        cmd.env("SPANWATCH_SEQUENTIAL_READ", "1");
+    }
+    let (o, err) = common::run(&mut cmd);
+    assert!(o.status.success(), "{err}");
+    let mut lines: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        // Login events name the user by a hash keyed afresh in every run: leave them out.
+        .filter(|l| l.contains("\"timestamp-"))
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
 /// The timestamp events (rate-limited per file, so their choice depends on file order) are the
 /// same lines whichever reader ran.
 #[test]
@@ -205,28 +230,59 @@ fn same_timestamp_events() {
         files.push(c.join("suricata-verify/dnp3-too-long-reassembly-response.pcap"));
         files.push(c.join("ndpi/cassandra.pcap"));
     }
-    let events = |sequential: bool| {
-        let out = common::tmp("parallel", &format!("events-{sequential}.ndjson"));
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"));
-        cmd.args(["read", "--workers", "3", "--link-speed", "100g", "--events"])
-            .arg(&out)
-            .args(&files);
-        if sequential {
-            cmd.env("SPANWATCH_SEQUENTIAL_READ", "1");
-        }
-        let (o, err) = common::run(&mut cmd);
-        assert!(o.status.success(), "{err}");
-        let mut lines: Vec<String> = std::fs::read_to_string(&out)
-            .unwrap()
-            .lines()
-            // Login events name the user by a hash keyed afresh in every run: leave them out.
-            .filter(|l| l.contains("\"timestamp-"))
-            .map(str::to_string)
-            .collect();
-        lines.sort();
-        lines
-    };
-    let seq = events(true);
+    let seq = timestamp_events(&files, 3, true);
     assert!(seq.len() >= 3, "{} timestamp events", seq.len());
-    assert!(seq == events(false), "the timestamp events differ");
+    assert!(
+        seq == timestamp_events(&files, 3, false),
+        "the timestamp events differ"
+    );
+}
+
+/// Anomalies on the first record of a block: the record whose time check needs the record
+/// before it, in the block before, which a reading thread that partitions its own block cannot
+/// see (the reader checks it). Every eighth block starting from the second begins with a record
+/// stamped before the one it follows, or at the same time: the same counters and events as the
+/// sequential reader, with the reading threads partitioning (3 and 5 workers) and without (2).
+#[test]
+fn anomalies_on_block_boundaries() {
+    let (_, mut bytes) = generated("edges.pcap", Scenario::Mix, 30_000);
+    // The parallel reader's blocks: 256 KiB each, from the end of the 24-byte file header.
+    const BLOCK: usize = 256 * 1024;
+    let (mut off, mut prev, mut block, mut changed) = (24, None::<usize>, 1, 0);
+    while off + 16 <= bytes.len() {
+        let caplen = u32::from_be_bytes(bytes[off + 8..off + 12].try_into().unwrap());
+        if off >= 24 + block * BLOCK {
+            if let (Some(p), 1) = (prev, block % 8) {
+                // Seconds and fraction as the record before's: a zero delta (impossible
+                // spacing) on even changes, one second earlier (negative) on odd ones.
+                let stamp: [u8; 8] = bytes[p..p + 8].try_into().unwrap();
+                bytes[off..off + 8].copy_from_slice(&stamp);
+                if changed % 2 == 1 {
+                    let sec = u32::from_be_bytes(stamp[..4].try_into().unwrap()) - 1;
+                    bytes[off..off + 4].copy_from_slice(&sec.to_be_bytes());
+                }
+                changed += 1;
+            }
+            block += 1;
+        }
+        prev = Some(off);
+        off += 16 + caplen as usize;
+    }
+    assert!(changed >= 4, "{changed} block starts changed");
+    let p = common::tmp("parallel", "edges-stamped.pcap");
+    std::fs::write(&p, &bytes).unwrap();
+    let files = [p];
+    let seq = timestamp_events(&files, 3, true);
+    assert_eq!(seq.len(), changed, "one event per changed record");
+    for w in [2, 3, 5] {
+        same(
+            &files,
+            w,
+            &format!("anomalies on block boundaries, {w} workers"),
+        );
+        assert!(
+            seq == timestamp_events(&files, w, false),
+            "{w} workers: the timestamp events differ"
+        );
+    }
 }
