@@ -36,19 +36,25 @@ impl FlowKey {
     /// The key of a packet and whether the packet's source is endpoint `a`.
     #[inline]
     pub fn of(d: &Decoded) -> (FlowKey, bool) {
-        // Any fixed order of the two endpoints will do (it only picks which one is `a`).
-        let (s, t) = (u128::from_ne_bytes(d.src), u128::from_ne_bytes(d.dst));
-        let src_first = s < t || (s == t && d.sport <= d.dport);
-        let (a, pa, b, pb) = if src_first {
-            (d.src, d.sport, d.dst, d.dport)
-        } else {
-            (d.dst, d.dport, d.src, d.sport)
-        };
-        let words = |x: [u8; 16]| {
-            let w = u128::from_ne_bytes(x);
+        let words = |x: &[u8; 16]| {
+            let w = u128::from_ne_bytes(*x);
             [w as u64, (w >> 64) as u64]
         };
-        let (a, b) = (words(a), words(b));
+        let (s, t) = (words(&d.src), words(&d.dst));
+        // Any fixed order of the two endpoints will do (it only picks which one is `a`): the
+        // first address words (all of an IPv4 address), then the second, then the ports.
+        let src_first = if s[0] != t[0] {
+            s[0] < t[0]
+        } else if s[1] != t[1] {
+            s[1] < t[1]
+        } else {
+            d.sport <= d.dport
+        };
+        let (a, pa, b, pb) = if src_first {
+            (s, d.sport, t, d.dport)
+        } else {
+            (t, d.dport, s, d.sport)
+        };
         let rest = pa as u64 | (pb as u64) << 16 | (d.proto as u64) << 32 | (d.v6 as u64) << 40;
         (FlowKey { a, b, rest }, src_first)
     }
