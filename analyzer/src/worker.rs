@@ -31,7 +31,7 @@ pub struct Worker {
 }
 
 /// The class of a flow no analyzer claimed, by transport (a table: every new flow of a flood
-/// asks, and so does its end).
+/// asks, and so does its end); any other transport is other IP.
 #[inline]
 fn other_for(l4: L4) -> Proto {
     const OTHER: [Proto; 5] = {
@@ -41,7 +41,7 @@ fn other_for(l4: L4) -> Proto {
         t[L4::Icmp as usize] = Proto::Icmp;
         t
     };
-    OTHER[l4 as usize]
+    OTHER.get(l4 as usize).copied().unwrap_or(Proto::OtherIp)
 }
 
 #[inline]
