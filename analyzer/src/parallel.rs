@@ -17,7 +17,7 @@ use crate::pipeline::{FileReport, Options, Report};
 use crate::source::pcap::{
     legacy_caplen, legacy_record, legacy_u32, Legacy, PcapFile, LEGACY_HEADER, MAX_RECORD,
 };
-use crate::timestamps::{self, measure, Anomaly, FlowId, TsChecker, EVENTS_PER_SOURCE};
+use crate::timestamps::{self, measure, Anomaly, FlowId, Spacing, EVENTS_PER_SOURCE};
 use crate::worker::Worker;
 use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError};
 use metrics::events::EventSink;
@@ -993,7 +993,7 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
     } = raw;
     let f = &ctx.files[file];
     let (src, bps) = (Source::Pcap, ctx.link_bps);
-    let spacing = TsChecker::spacing(bps);
+    let spacing = Spacing::new(bps);
     let c = &mut side.c;
     bufs.pkts.clear();
     for p in &mut bufs.parts {

@@ -83,6 +83,15 @@ pub struct Spacing {
 }
 
 impl Spacing {
+    /// The check for a link of `link_bps` bits per second.
+    pub fn new(link_bps: u64) -> Spacing {
+        let bps = link_bps.max(1);
+        Spacing {
+            bps,
+            fast_max: u64::MAX / bps,
+        }
+    }
+
     #[inline(always)]
     pub fn possible(&self, delta_ns: i64, wire_len: u32) -> bool {
         if delta_ns <= 0 {
@@ -127,15 +136,6 @@ impl TsChecker {
         // Δ < (len+24)·8/speed  ⇔  Δ_ns · speed < (len+24)·8·1e9, exact in integers.
         delta_ns >= 0
             && (delta_ns as u128) * (link_bps as u128) < (wire_len as u128 + 24) * 8 * 1_000_000_000
-    }
-
-    /// `Spacing` for this checker's link speed.
-    pub fn spacing(link_bps: u64) -> Spacing {
-        let bps = link_bps.max(1);
-        Spacing {
-            bps,
-            fast_max: u64::MAX / bps,
-        }
     }
 
     /// Checks one packet; `emit` receives anomaly events (already rate-limited).
@@ -292,7 +292,7 @@ mod tests {
             400_000_000_000,
             u64::MAX,
         ] {
-            let sp = TsChecker::spacing(bps);
+            let sp = Spacing::new(bps);
             for delta in [
                 i64::MIN,
                 -1,
