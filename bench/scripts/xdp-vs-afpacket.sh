@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 COUNT=${1:-1000000}
 SIZE=${2:-64}
-BIN=target/release
+BIN=${BIN:-target/release}   # where spanwatch and udpflood are (BIN=DIR compares another build)
 S=swb-s$$ C=swb-c$$
 cleanup() { set +e; ip netns pids "$C" 2>/dev/null | xargs -r kill 2>/dev/null; ip netns del "$S" 2>/dev/null; ip netns del "$C" 2>/dev/null; }
 trap cleanup EXIT INT TERM
