@@ -3,8 +3,9 @@
 # each file, in the same run, times `spanwatch read` (1 worker and 2; and 1 worker with the
 # sequential reader, SPANWATCH_SEQUENTIAL_READ=1), ndpiReader (Debian
 # libndpi-bin), `tshark -q -z io,phs` and `tcpdump -r FILE -w /dev/null` (the cost of merely reading
-# it): the median of RUNS wall-clock runs each, packets/s, and ratios against spanwatch with one
-# worker. Writes a Markdown table to stdout (bench/RESULTS.md keeps the last one).
+# it): RUNS rounds of every tool in turn, each tool's median wall-clock time, packets/s, and ratios
+# against spanwatch with one worker (with the median and range of the rounds' own ratios). Writes a Markdown
+# table to stdout (bench/RESULTS.md keeps the last one).
 #   usage: [SCENARIOS="mix …"] bench/scripts/harness.sh [PACKETS]      (RUNS=5 by default)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,28 +18,40 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 timeit() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
 echo "Machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); $(date -u +%F)."
 echo "Versions: spanwatch $($BIN/spanwatch --version | awk '{print $2}'), ndpiReader $(dpkg-query -W -f='${Version}' libndpi-bin 2>/dev/null), $(tshark --version | head -1), $(tcpdump --version 2>&1 | head -1)."
-echo "Runs: median of $RUNS, files in the page cache, one tool at a time."
+echo "Runs: $RUNS rounds, each running every tool once in turn (so a noisy spell of the machine falls on all of them), files in the page cache; seconds are each tool's median; the last column is the ratio of medians and, in brackets, the median, lowest and highest of the rounds' own ratios."
 echo
 echo "| file | packets | tool | seconds | packets/s | spanwatch-1w ÷ tool (time) |"
 echo "|---|---|---|---|---|---|"
+TOOLS="spanwatch-1w spanwatch-2w spanwatch-1w-seq ndpiReader tshark-phs tcpdump-read"
 for sc in ${SCENARIOS:-mix udp-flood syn-flood elephant}; do
   f=$DIR/$sc-$N.pcap
   [ -s "$f" ] || "$BIN/gen" --scenario "$sc" --packets "$N" --seed 1 -o "$f" >/dev/null
   pk=$(capinfos -c -M "$f" 2>/dev/null | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
   cat "$f" >/dev/null
-  base=
-  for tool in spanwatch-1w spanwatch-2w spanwatch-1w-seq ndpiReader tshark-phs tcpdump-read; do
-    case $tool in
-      spanwatch-1w) cmd=("$BIN/spanwatch" read --workers 1 "$f") ;;
-      spanwatch-1w-seq) cmd=(env SPANWATCH_SEQUENTIAL_READ=1 "$BIN/spanwatch" read --workers 1 "$f") ;;
-      spanwatch-2w) cmd=("$BIN/spanwatch" read --workers 2 "$f") ;;
-      ndpiReader) cmd=(ndpiReader -q -i "$f") ;;
-      tshark-phs) cmd=(tshark -q -z io,phs -r "$f") ;;
-      tcpdump-read) cmd=(tcpdump -r "$f" -w /dev/null) ;;
-    esac
-    runs=$RUNS; [ "$tool" = tshark-phs ] && [ "$N" -gt 300000 ] && runs=${TSHARK_RUNS:-$RUNS}
-    t=$(for i in $(seq "$runs"); do timeit "${cmd[@]}"; done | median)
-    [ -n "$base" ] || base=$t
-    printf '| %s | %s | %s | %.3f | %.0f | %.2f |\n' "$sc" "$pk" "$tool" "$t" "$(echo "$pk / $t" | bc -l)" "$(echo "$base / $t" | bc -l)"
+  declare -A times=()
+  for round in $(seq "$RUNS"); do
+    for tool in $TOOLS; do
+      case $tool in
+        spanwatch-1w) cmd=("$BIN/spanwatch" read --workers 1 "$f") ;;
+        spanwatch-1w-seq) cmd=(env SPANWATCH_SEQUENTIAL_READ=1 "$BIN/spanwatch" read --workers 1 "$f") ;;
+        spanwatch-2w) cmd=("$BIN/spanwatch" read --workers 2 "$f") ;;
+        ndpiReader) cmd=(ndpiReader -q -i "$f") ;;
+        tshark-phs) cmd=(tshark -q -z io,phs -r "$f") ;;
+        tcpdump-read) cmd=(tcpdump -r "$f" -w /dev/null) ;;
+      esac
+      # tshark takes minutes on large files: it runs in the first TSHARK_RUNS rounds only.
+      if [ "$tool" = tshark-phs ] && [ "$N" -gt 300000 ] && [ "$round" -gt "${TSHARK_RUNS:-$RUNS}" ]; then continue; fi
+      times[$tool]="${times[$tool]:-} $(timeit "${cmd[@]}")"
+    done
   done
+  base=$(echo ${times[spanwatch-1w]} | tr ' ' '\n' | median)
+  for tool in $TOOLS; do
+    t=$(echo ${times[$tool]} | tr ' ' '\n' | median)
+    # Per-round ratios, for the rounds both ran in (tshark's are its first rounds).
+    range=$(paste <(echo ${times[spanwatch-1w]} | tr ' ' '\n') <(echo ${times[$tool]} | tr ' ' '\n') |
+      awk 'NF == 2 { print $1 / $2 }' | sort -g |
+      awk '{ r[NR] = $1 } END { printf "median %.3f, %.3f–%.3f", r[int((NR + 1) / 2)], r[1], r[NR] }')
+    printf '| %s | %s | %s | %.3f | %.0f | %.3f (%s) |\n' "$sc" "$pk" "$tool" "$t" "$(echo "$pk / $t" | bc -l)" "$(echo "$base / $t" | bc -l)" "$range"
+  done
+  unset times
 done
