@@ -72,8 +72,9 @@ struct RawBlock {
     seq: u64,
     file: usize,
     first_number: u64,
-    /// The record before the first: its time and number (None at the start of a file).
-    prev: Option<(i64, u64)>,
+    /// The time of the record before the first (number `first_number - 1`; None at the start of
+    /// a file).
+    prev: Option<i64>,
     /// Where in `bufs.data` the block's records lie.
     range: Range,
     bufs: Bufs,
@@ -370,9 +371,9 @@ struct Reader<'a> {
 struct FileState {
     fi: usize,
     fr: FileReport,
-    /// The last record handed on: its time and number, and its frame (for the next block's
-    /// first timestamp check).
-    prev: Option<(i64, u64)>,
+    /// The last record handed on: its time, and its frame (for the next block's first timestamp
+    /// check).
+    prev: Option<i64>,
     prev_frame: Vec<u8>,
 }
 
@@ -628,7 +629,7 @@ impl Reader<'_> {
         st.fr.frames += records;
         // The block's last record is the next one's "previous".
         if let Some((ts, _, frame, _)) = legacy_record(&bufs.data[last..], f.big_endian, f.ns) {
-            st.prev = Some((ts, st.fr.frames));
+            st.prev = Some(ts);
             st.prev_frame.clear();
             st.prev_frame.extend_from_slice(frame);
         }
@@ -1012,9 +1013,11 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
     let data = &data[..range.1 as usize];
     // The block's earliest time; its latest is `clock`.
     let mut first = i64::MAX;
-    // The previous record: time, number, and its frame in this block (None: `prev_frame`).
-    let mut prev: Option<(i64, u64, Option<Range>)> = prev.map(|(t, n)| (t, n, None));
-    let (mut negatives, mut spacings) = (0u32, 0u32);
+    // The previous record's time (NO_PREV before a file's first record) and its frame in this
+    // block (None: the block's `prev_frame`); its number is always one less than this one's.
+    let mut prev_ts = prev.unwrap_or(NO_PREV);
+    let mut prev_ref: Option<Range> = None;
+    let mut budget = Budget::default();
     // The block's packet and byte counts and its ordinary (positive, possible) inter-arrival
     // times are gathered here and added to the counters once, at the end of the block.
     let (mut bytes, mut iat) = (0u64, LocalHist::default());
@@ -1023,35 +1026,19 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
         bytes += wire_len as u64;
         clock = clock.max(ts);
         first = first.min(ts);
-        if let Some((pts, pnum, pref)) = prev {
-            let delta = ts.saturating_sub(pts);
+        if prev_ts != NO_PREV {
+            // A legacy record's time is in [0, 2^32 · 10^9): the difference cannot overflow.
+            let delta = ts - prev_ts;
             if spacing.possible(delta, wire_len) {
                 // The usual case: counted in the block's tally, nothing to report.
                 iat.observe(delta as u64);
             } else {
-                let (a, impossible) = measure(c, src, bps, delta, wire_len);
-                let negative = a == Anomaly::Negative;
-                // At most a budget's worth per kind per block can become events.
-                let room = if negative {
-                    &mut negatives
-                } else {
-                    &mut spacings
-                };
-                if (negative || impossible) && *room < EVENTS_PER_SOURCE {
-                    *room += 1;
-                    cands.push(Cand {
-                        negative,
-                        number,
-                        delta,
-                        ts,
-                        prev_number: pnum,
-                        frame: frame_ref,
-                        prev: pref,
-                    });
-                }
+                let at = (number, ts, frame_ref, prev_ref);
+                unusual_delta(c, cands, &mut budget, bps, delta, wire_len, at);
             }
         }
-        prev = Some((ts, number, Some(frame_ref)));
+        prev_ts = ts;
+        prev_ref = Some(frame_ref);
         decode_record(
             f.link, frame, ts, wire_len, clock, number, base, pkts, parts, c,
         );
@@ -1080,6 +1067,52 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
         let _ = out.send(block.clone());
     }
     side.spent.partition += since(t0);
+}
+
+/// `prev_ts` before a file's first record (a legacy record's time is never negative).
+const NO_PREV: i64 = i64::MIN;
+
+/// The candidates for timestamp events a block may still take, per kind.
+#[derive(Default)]
+struct Budget {
+    negatives: u32,
+    spacings: u32,
+}
+
+/// A negative, zero or impossibly short inter-arrival time (`at`: the record's number, time and
+/// frame, and the previous record's frame): counted, and kept as a candidate event while the
+/// block's budget for its kind lasts. Out of line: the partition loop keeps its registers.
+#[cold]
+#[inline(never)]
+fn unusual_delta(
+    c: &mut Counters,
+    cands: &mut Vec<Cand>,
+    budget: &mut Budget,
+    bps: u64,
+    delta: i64,
+    wire_len: u32,
+    (number, ts, frame, prev): (u64, i64, Range, Option<Range>),
+) {
+    let (a, impossible) = measure(c, Source::Pcap, bps, delta, wire_len);
+    let negative = a == Anomaly::Negative;
+    // At most a budget's worth per kind per block can become events.
+    let room = if negative {
+        &mut budget.negatives
+    } else {
+        &mut budget.spacings
+    };
+    if (negative || impossible) && *room < EVENTS_PER_SOURCE {
+        *room += 1;
+        cands.push(Cand {
+            negative,
+            number,
+            delta,
+            ts,
+            prev_number: number - 1,
+            frame,
+            prev,
+        });
+    }
 }
 
 /// Decodes one record's frame where it will stay, at the end of `pkts`, and files it with the
