@@ -7,10 +7,11 @@ use crate::schema::{slot, HIST_SLOTS, IAT_BOUNDS_NS};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// One producer's counters: a flat array indexed by `schema::slot`.
+/// One producer's counters: a flat array indexed by `schema::slot`. Its length is a constant, so
+/// an increment of a constant slot compiles to one instruction with no bounds check.
 #[derive(Clone)]
 pub struct Counters {
-    v: Box<[u64]>,
+    v: Box<[u64; slot::TOTAL]>,
 }
 
 impl Default for Counters {
@@ -69,7 +70,7 @@ impl LocalHist {
 impl Counters {
     pub fn new() -> Self {
         Counters {
-            v: vec![0; slot::TOTAL].into_boxed_slice(),
+            v: Box::new([0; slot::TOTAL]),
         }
     }
     #[inline]
@@ -115,7 +116,7 @@ impl Counters {
         }
     }
     pub fn as_slice(&self) -> &[u64] {
-        &self.v
+        &self.v[..]
     }
 }
 
