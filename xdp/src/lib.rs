@@ -682,3 +682,20 @@ fn rx_thread(
     drop(umem);
     drop(area);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coalesce_wait_never_outlasts_a_quarter_ring_at_line_rate() {
+        // The default ring: the full 50 µs (a quarter of it lasts 139 µs at line rate).
+        assert_eq!(coalesce_wait(8192), Duration::from_micros(50));
+        // Small rings: a quarter of the ring at one 64-byte frame per 68 ns.
+        assert_eq!(coalesce_wait(512), Duration::from_nanos(128 * 68));
+        assert_eq!(coalesce_wait(64), Duration::from_nanos(16 * 68));
+        for r in [64u32, 128, 512, 1024, 2048, 4096, 8192, 16384] {
+            assert!(coalesce_wait(r).as_nanos() <= (r as u128 / 4) * 68);
+        }
+    }
+}
