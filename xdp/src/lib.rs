@@ -15,6 +15,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use xdpilone::{BufIdx, IfInfo, Socket, SocketConfig, Umem, UmemConfig};
 
+pub mod blast;
+
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/spanwatch.bpf.o"));
 const PROGRAM_NAME: &str = "spanwatch_xsk";
 const MAP_NAME: &str = "spanwatch_xsks";
