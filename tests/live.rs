@@ -79,19 +79,7 @@ impl Lab {
                 .output();
         }
         // The capture side never answers ARP (AF_XDP takes its frames): give the sender its MAC.
-        let o = Command::new("ip")
-            .args(["-n", &lab.cap, "-o", "link", "show", "swl1"])
-            .output()
-            .unwrap();
-        let t = String::from_utf8_lossy(&o.stdout).to_string();
-        let mac = t
-            .split("link/ether ")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string();
+        let mac = mac_text(&lab.cap, "swl1");
         sh(&[
             "ip",
             "-n",
@@ -174,6 +162,22 @@ impl Lab {
             .output()
             .unwrap()
     }
+}
+
+/// The MAC address of `dev` in namespace `ns`, as `ip` prints it.
+fn mac_text(ns: &str, dev: &str) -> String {
+    let o = Command::new("ip")
+        .args(["-n", ns, "-o", "link", "show", dev])
+        .output()
+        .unwrap();
+    let t = String::from_utf8_lossy(&o.stdout).to_string();
+    t.split("link/ether ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 impl Drop for Lab {
@@ -566,4 +570,73 @@ fn a_slow_worker_never_blocks_rx_and_every_drop_is_counted() {
     for (k, v) in last {
         assert!(fin.get(k).copied().unwrap_or(f64::NAN) >= *v, "{k}");
     }
+}
+
+#[test]
+fn frames_the_kernel_drops_are_counted_once() {
+    let Some(_one) = turn() else {
+        return;
+    };
+    let lab = Lab::new("k");
+    let m = tmp("k.prom");
+    // The smallest rings, against frames the kernel itself sends as fast as it can: the fill ring
+    // runs dry and the kernel drops frames before spanwatch sees them.
+    let sw = lab.spanwatch(&["--xdp-mode", "native", "--ring-size", "64"], &m);
+    let mac: Vec<u8> = mac_text(&lab.cap, "swl1")
+        .split(':')
+        .map(|x| u8::from_str_radix(x, 16).unwrap())
+        .collect();
+    let frame = spanwatch_bench::udp_frame(
+        [2, 0, 0, 0, 0, 1],
+        mac.try_into().unwrap(),
+        ("198.18.7.1".parse().unwrap(), 40000),
+        ("198.18.7.2".parse().unwrap(), 9000),
+        64,
+    );
+    const N: u32 = 300_000;
+    let snd = lab.snd.clone();
+    std::thread::spawn(move || -> Result<(), xdp::Error> {
+        xdp::blast::enter_netns(&snd)?;
+        xdp::blast::Blaster::new("swl0", 0)?.send(&frame, N, 0)
+    })
+    .join()
+    .unwrap()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // What reached the XDP hook (the veth may have dropped some before it, if its ring filled).
+    let o = Command::new("ip")
+        .args(["netns", "exec", &lab.cap, "ethtool", "-S", "swl1"])
+        .output()
+        .unwrap();
+    let at_hook: u64 = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("rx_queue_0_xdp_packets: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("ethtool -S swl1: rx_queue_0_xdp_packets");
+    stop(sw);
+    let text = std::fs::read_to_string(&m).unwrap();
+    let lost = |r: &str| {
+        metric(
+            &text,
+            &format!("spanwatch_capture_dropped_total{{reason=\"{r}\",queue=\"0\"}}"),
+        )
+    };
+    let taken = metric(&text, "spanwatch_packets_total{source=\"xdp\"}");
+    let fill = lost("xdp_fill_ring_empty");
+    let kernel =
+        lost("xdp_rx_dropped") + lost("xdp_rx_invalid_descs") + lost("xdp_rx_ring_full") + fill;
+    assert!(
+        fill > 0,
+        "the fill ring never ran dry ({taken} taken of {at_hook})"
+    );
+    assert!(
+        at_hook > N as u64 / 2 && at_hook <= N as u64,
+        "{at_hook} of {N} reached the hook"
+    );
+    // Every frame at the hook was taken in or is counted under exactly one cause.
+    assert_eq!(
+        taken + kernel,
+        at_hook,
+        "taken {taken} + lost in the kernel {kernel}"
+    );
 }

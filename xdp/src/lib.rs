@@ -114,12 +114,15 @@ pub struct Frame<'a> {
     pub queue: u32,
 }
 
-/// Kernel counters of one socket (`XDP_STATISTICS`), cumulative.
+/// Kernel counters of one socket (`XDP_STATISTICS`), cumulative, each lost frame under one cause.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QueueStats {
+    /// Frames dropped for a cause other than the ones below (e.g. longer than a UMEM frame).
     pub rx_dropped: u64,
     pub rx_invalid_descs: u64,
     pub rx_ring_full: u64,
+    /// Frames lost because the fill ring was empty (copy mode; in zero-copy mode the kernel's
+    /// count of failed buffer allocations, the driver's own counters show the frames).
     pub rx_fill_ring_empty_descs: u64,
 }
 
@@ -470,15 +473,39 @@ fn sock_error(e: xdpilone::Errno, iface: &str, what: &str) -> Error {
     }
 }
 
-/// Hands the socket's kernel counters (XDP_STATISTICS) to the sink.
-fn report_stats(user: &xdpilone::User, sink: &mut dyn Sink) {
+/// Hands the socket's kernel counters (XDP_STATISTICS) to the sink, each lost frame counted once.
+fn report_stats(user: &xdpilone::User, zero_copy: bool, sink: &mut dyn Sink) {
     if let Ok(s) = user.statistics_v2() {
-        sink.stats(&QueueStats {
-            rx_dropped: s.rx_dropped,
-            rx_invalid_descs: s.rx_invalid_descs,
-            rx_ring_full: s.rx_ring_full,
-            rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
-        });
+        sink.stats(&queue_stats(
+            s.rx_dropped,
+            s.rx_invalid_descs,
+            s.rx_ring_full,
+            s.rx_fill_ring_empty_descs,
+            zero_copy,
+        ));
+    }
+}
+
+/// In copy mode the kernel counts a frame that found the fill ring empty twice, in rx_dropped
+/// and in the fill ring's empty count (net/xdp/xsk.c: the buffer allocation fails, both go up by
+/// one): it is reported once, as fill ring empty, so the causes add up to the frames lost. In
+/// zero-copy mode the driver takes buffers ahead and rx_dropped never counts that case.
+fn queue_stats(
+    rx_dropped: u64,
+    rx_invalid_descs: u64,
+    rx_ring_full: u64,
+    fill_ring_empty: u64,
+    zero_copy: bool,
+) -> QueueStats {
+    QueueStats {
+        rx_dropped: if zero_copy {
+            rx_dropped
+        } else {
+            rx_dropped.saturating_sub(fill_ring_empty)
+        },
+        rx_invalid_descs,
+        rx_ring_full,
+        rx_fill_ring_empty_descs: fill_ring_empty,
     }
 }
 
@@ -640,7 +667,7 @@ fn rx_thread(
         }
         if last_stats.elapsed() >= Duration::from_millis(500) {
             last_stats = Instant::now();
-            report_stats(&user, sink.as_mut());
+            report_stats(&user, zc, sink.as_mut());
         }
         if refill.is_empty() {
             if stop.load(Ordering::Relaxed) {
@@ -676,7 +703,7 @@ fn rx_thread(
             }
         }
     }
-    report_stats(&user, sink.as_mut());
+    report_stats(&user, zc, sink.as_mut());
     sink.finish();
     drop(rx);
     drop(user);
@@ -688,6 +715,17 @@ fn rx_thread(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_lost_to_an_empty_fill_ring_counts_once() {
+        // Copy mode: the kernel counted 5 frames in rx_dropped, 3 of them for the empty fill ring.
+        let s = queue_stats(5, 1, 2, 3, false);
+        assert_eq!((s.rx_dropped, s.rx_fill_ring_empty_descs), (2, 3));
+        assert_eq!((s.rx_invalid_descs, s.rx_ring_full), (1, 2));
+        // Zero-copy: rx_dropped never includes them; a count read mid-update never goes negative.
+        assert_eq!(queue_stats(5, 0, 0, 3, true).rx_dropped, 5);
+        assert_eq!(queue_stats(2, 0, 0, 3, false).rx_dropped, 0);
+    }
 
     #[test]
     fn coalesce_wait_never_outlasts_a_quarter_ring_at_line_rate() {
