@@ -3,7 +3,8 @@
 //! real TCP connections), spanwatch captures the far end in skb and in native mode, and the
 //! counts must equal what was sent and what an offline read of tcpdump's copy gives. Also: after
 //! `kill -9` no XDP program stays attached; a second capture never replaces the first's program;
-//! bad interfaces fail with one line. Needs root (CAP_NET_ADMIN, CAP_BPF); skips with a notice
+//! bad interfaces fail with one line; frames the kernel drops (kernel-transmitted frames against
+//! the smallest rings) are counted once each. Needs root (CAP_NET_ADMIN, CAP_BPF); skips with a notice
 //! otherwise. Addresses: 198.18.0.0/15 only.
 
 mod common;
@@ -595,13 +596,19 @@ fn frames_the_kernel_drops_are_counted_once() {
     );
     const N: u32 = 300_000;
     let snd = lab.snd.clone();
-    std::thread::spawn(move || -> Result<(), xdp::Error> {
+    let sent = std::thread::spawn(move || -> Result<(), xdp::Error> {
         xdp::blast::enter_netns(&snd)?;
         xdp::blast::Blaster::new("swl0", 0)?.send(&frame, N, 0)
     })
     .join()
-    .unwrap()
     .unwrap();
+    if let Err(e) = sent {
+        // Kernels before 5.18 cannot transmit test frames: nothing to measure with.
+        assert!(e.to_string().contains("BPF_PROG_TEST_RUN"), "{e}");
+        eprintln!("NOTICE: {e}: kernel-drop accounting test skipped");
+        stop(sw);
+        return;
+    }
     std::thread::sleep(Duration::from_millis(500));
     // What reached the XDP hook (the veth may have dropped some before it, if its ring filled).
     let o = Command::new("ip")
