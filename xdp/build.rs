@@ -5,6 +5,7 @@ use std::process::Command;
 fn main() {
     let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
     let dir = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    println!("cargo:rerun-if-changed=bpf/xdp.h");
     for name in ["spanwatch", "blast"] {
         let src = format!("bpf/{name}.bpf.c");
         println!("cargo:rerun-if-changed={src}");

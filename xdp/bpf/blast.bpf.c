@@ -3,27 +3,13 @@
 // BPF_PROG_TEST_RUN in live-frames mode, it answers XDP_TX for every test frame, which the kernel
 // then transmits out of the device named in the test context. With `interval_ns` set it first
 // waits (a bounded spin on the kernel clock) until the frame is due, so frames leave evenly
-// spaced at 1/interval_ns per second rather than in bursts. Self-contained: no libbpf headers.
-typedef unsigned int __u32;
-typedef unsigned long long __u64;
+// spaced at 1/interval_ns per second rather than in bursts. Self-contained: no libbpf headers (xdp.h).
+#include "xdp.h"
 
-struct xdp_md {
-	__u32 data;
-	__u32 data_end;
-	__u32 data_meta;
-	__u32 ingress_ifindex;
-	__u32 rx_queue_index;
-	__u32 egress_ifindex;
-};
-
-#define SEC(name) __attribute__((section(name), used))
-#define XDP_TX 3
 /// Longest wait per frame, in clock reads (~25 ns each): pacing works down to ~20 kpps.
 #define MAX_SPIN 2048
 /// A sender this far behind (descheduled) starts afresh rather than catching up in a burst.
 #define MAX_LAG_NS 1000000ULL
-
-static __u64 (*bpf_ktime_get_ns)(void) = (void *)5;
 
 // Set by the loader before the program loads (0: no pacing).
 const volatile __u64 interval_ns = 0;

@@ -1,26 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 // spanwatch's XDP program: stamp every frame with bpf_ktime_get_ns() in the 8 bytes of XDP
 // metadata just before it, then redirect it to the AF_XDP socket of its RX queue (XSKMAP);
-// frames of a queue with no socket pass to the stack. Self-contained: no libbpf headers.
-typedef unsigned int __u32;
-typedef unsigned long long __u64;
+// frames of a queue with no socket pass to the stack. Self-contained: no libbpf headers (xdp.h).
+#include "xdp.h"
 
-struct xdp_md {
-	__u32 data;
-	__u32 data_end;
-	__u32 data_meta;
-	__u32 ingress_ifindex;
-	__u32 rx_queue_index;
-	__u32 egress_ifindex;
-};
-
-#define SEC(name) __attribute__((section(name), used))
 #define __uint(name, val) int (*name)[val]
 #define BPF_MAP_TYPE_XSKMAP 17
-#define XDP_PASS 2
 
 // Helper numbers from include/uapi/linux/bpf.h.
-static __u64 (*bpf_ktime_get_ns)(void) = (void *)5;
 static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)51;
 static long (*bpf_xdp_adjust_meta)(struct xdp_md *ctx, int delta) = (void *)54;
 
