@@ -6,7 +6,7 @@
 //! never blocks.
 
 use crate::batch::Batch;
-use crate::decode::decode;
+use crate::decode::{decode_into, Decoded};
 use crate::hash::pick;
 use crate::protocols::Config;
 use crate::source::pcap::{PcapFile, ReadError};
@@ -193,8 +193,9 @@ impl Producer {
         if frame.ts_ns > self.now {
             self.now = frame.ts_ns;
         }
-        let decoded = decode(frame.link, frame.data);
-        let d = decoded.as_ref().ok().map(|(d, _)| d);
+        // Decoded in place (the fast path inlined here), not returned by value and moved twice.
+        let mut d = Decoded::default();
+        let decoded = decode_into(frame.link, frame.data, &mut d);
         let events = &self.events;
         let c = &mut self.c;
         let mut dropped_events = 0;
@@ -205,7 +206,7 @@ impl Producer {
                 wire_len: frame.wire_len,
                 number,
             },
-            d,
+            decoded.is_ok().then_some(&d),
             c,
             |e| {
                 if !events.send(e) {
@@ -216,7 +217,7 @@ impl Producer {
         self.c.add(slot::EVENTS_DROPPED, dropped_events);
         match decoded {
             Err(e) => self.c.inc(slot::decode_error(e)),
-            Ok((d, payload)) => {
+            Ok(payload) => {
                 let payload = &payload[..payload.len().min(Batch::DATA)];
                 let w = pick(d.shard, self.queues.len());
                 if self.open[w]
