@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per frame of the live path, under callgrind (counts, not seconds: comparable across
 # commits on a busy machine): `spanwatch live` (AF_XDP native, one worker) receives COUNT 64-byte
-# frames of 16 UDP flows that `bench` `xdpblast` sends at RATE frames/s, in two namespaces made
+# frames of one UDP flow that `bench` `xdpblast` sends at RATE frames/s, in two namespaces made
 # here and removed on exit (198.18.9.0/24). Counted per thread (--separate-threads): the rx
 # thread (rings, decode, timestamp checks, batching, the idle flushes between frames) and the
 # worker; the main thread's start-up (loading the program, parsing the kernel's BTF) is not.

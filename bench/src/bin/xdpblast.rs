@@ -1,5 +1,6 @@
 //! A bounded UDP sender for the receive benchmarks that goes past what a socket can offer: COUNT
-//! frames of SIZE bytes (Ethernet to UDP payload, no FCS) from SRC to DST (port 9000 + i % 16),
+//! frames of SIZE bytes (Ethernet to UDP payload, no FCS) from SRC to DST: the kernel repeats one
+//! frame per call, call i going to port 9000 + i % 16 (so a run of at most CHUNK frames is one flow),
 //! transmitted by the kernel from IFACE with `BPF_PROG_TEST_RUN` live frames (see
 //! `spanwatch_xdp::blast`), in calls of CHUNK frames (default 2^20: each call costs the kernel ~25 ms of setup), optionally
 //! paced to PPS frames per second, frame by frame, by the program itself.
