@@ -3,12 +3,13 @@
 # (where installed) and optionally the sequential reader (SEQUENTIAL=1) in the same run on the same
 # machine: median of RUNS (5) wall-clock runs each, files in the page cache. Meant for a many-core
 # machine (the device tool's 16 cores); the binaries are carried there prebuilt.
-#   usage: [SCENARIOS="mix udp-flood"] [BASELINE_BIN=…] [PROFILE_WORKERS="1 16"] [VARIANTS="A=1 B=1,C=2"]
+#   usage: [SCENARIOS="mix udp-flood"] [BASELINE_BIN=…] [EXTRA_BINS="name=path …"] [PROFILE_WORKERS="1 16"] [VARIANTS="A=1 B=1,C=2"]
 #          [VARIANT_WORKERS="8 16"] bench/scripts/scale-workers.sh [PACKETS] [WORKERS…]
 #          (default 2000000 packets; 1 2 4 8 12 workers)
-# BASELINE_BIN: an earlier build measured beside BIN at every worker count (same run, same files).
+# BASELINE_BIN: an earlier build measured beside BIN at every worker count (same run, same files);
+# EXTRA_BINS="name=path …": more builds measured the same way, each row named after its build.
 # PROFILE_WORKERS: worker counts for which one run prints where each thread's time went
-# (SPANWATCH_PROFILE_THREADS). VARIANTS: space-separated environment settings (commas between
+# (SPANWATCH_PROFILE_THREADS; BASELINE_BIN's too). VARIANTS: space-separated environment settings (commas between
 # several) each measured at VARIANT_WORKERS beside the plain binary.
 set -euo pipefail
 B=${BIN:-target/release/spanwatch}
@@ -49,6 +50,9 @@ for sc in $SCENARIOS; do
     if [ -n "${BASELINE_BIN:-}" ]; then
       row $sc baseline $w "$(median $BASELINE_BIN read --workers $w "$f")"
     fi
+    for e in ${EXTRA_BINS:-}; do
+      row $sc "${e%%=*}" $w "$(median ${e#*=} read --workers $w "$f")"
+    done
     if [ -n "${SEQUENTIAL:-}" ]; then
       row $sc sequential $w "$(median env SPANWATCH_SEQUENTIAL_READ=1 $B read --workers $w "$f")"
     fi
@@ -62,6 +66,16 @@ for sc in $SCENARIOS; do
   for w in ${PROFILE_WORKERS:-}; do
     echo "$sc profile, $w workers:"
     SPANWATCH_PROFILE_THREADS=1 $B read --workers $w "$f" 2>&1 >/dev/null | grep '^thread' | sort
+    if [ -n "${BASELINE_BIN:-}" ]; then
+      echo "$sc profile, $w workers, baseline:"
+      SPANWATCH_PROFILE_THREADS=1 $BASELINE_BIN read --workers $w "$f" 2>&1 >/dev/null \
+        | grep '^thread' | sort
+    fi
+    for e in ${EXTRA_BINS:-}; do
+      echo "$sc profile, $w workers, ${e%%=*}:"
+      SPANWATCH_PROFILE_THREADS=1 ${e#*=} read --workers $w "$f" 2>&1 >/dev/null \
+        | grep '^thread' | sort
+    done
     for v in ${VARIANTS:-}; do
       echo "$sc profile, $w workers, $v:"
       env ${v//,/ } SPANWATCH_PROFILE_THREADS=1 $B read --workers $w "$f" 2>&1 >/dev/null \
