@@ -57,11 +57,13 @@ struct Cand {
 #[derive(Default)]
 struct Bufs {
     data: Vec<u8>,
-    /// The block's packets in file order, decoded where they lie (no copy per worker).
+    /// With one worker: the block's packets in file order, decoded where they lie. With more:
+    /// only where each record is decoded before it is copied to its worker's list.
     pkts: Vec<Pkt>,
-    /// With more than one worker: each worker's packets, as indices into `pkts` in file order
-    /// (with one, the worker takes `pkts` whole).
-    parts: Vec<Vec<u32>>,
+    /// With more than one worker: each worker's packets in file order, in a row, so that a
+    /// worker reads its records one after the other rather than every n-th record of the block
+    /// (on the 16-core machine, the mix at 8 to 16 workers ran 16–23 % faster this way).
+    parts: Vec<Vec<Pkt>>,
     cands: Vec<Cand>,
     /// The frame of the record before the block's first (for an event naming its flow).
     prev_frame: Vec<u8>,
@@ -241,7 +243,7 @@ pub(crate) fn run(
         let _ = recycle_tx.send(Bufs {
             // Room for a block of minimum-size frames shared evenly, so a flood's blocks do not
             // grow (and copy) these on the packet path; pages are only touched as they fill.
-            pkts: Vec::with_capacity(BLOCK / MIN_RECORD + 1),
+            pkts: Vec::with_capacity(if n > 1 { 1 } else { BLOCK / MIN_RECORD + 1 }),
             parts: (0..if n > 1 { n } else { 0 })
                 .map(|_| Vec::with_capacity(BLOCK / MIN_RECORD / n + 64))
                 .collect(),
@@ -1115,9 +1117,9 @@ fn unusual_delta(
     }
 }
 
-/// Decodes one record's frame where it will stay, at the end of `pkts`, and files it with the
-/// worker its address pair belongs to (`base`: where the block's bytes start, so the payload is
-/// kept as an offset; `parts` empty: one worker takes every packet).
+/// Decodes one record's frame at the end of `pkts`, where it stays when one worker takes every
+/// packet (`parts` empty), else is copied to the list of the worker its address pair belongs to
+/// (`base`: where the block's bytes start, so the payload is kept as an offset).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn decode_record(
@@ -1129,7 +1131,7 @@ fn decode_record(
     number: u64,
     base: usize,
     pkts: &mut Vec<Pkt>,
-    parts: &mut [Vec<u32>],
+    parts: &mut [Vec<Pkt>],
     c: &mut Counters,
 ) {
     let at = pkts.len();
@@ -1153,8 +1155,10 @@ fn decode_record(
             p.payload_off = (payload.as_ptr() as usize).wrapping_sub(base) as u32;
             p.payload_len = payload.len() as u32;
             if !parts.is_empty() {
-                let shard = p.d.shard;
-                parts[pick(shard, parts.len())].push(at as u32);
+                // Copied once to its worker's list (so a worker reads its records in a row), and
+                // this slot taken for the next record.
+                parts[pick(p.d.shard, parts.len())].push(*p);
+                pkts.truncate(at);
             }
         }
     }
@@ -1236,12 +1240,7 @@ fn worker_loop(
             let (pkts, data) = (&b.bufs.pkts, &b.bufs.data);
             let mine = match b.bufs.parts.get(w) {
                 Some(part) => {
-                    worker.process_pkts(
-                        part.iter().filter_map(|&i| pkts.get(i as usize)),
-                        data,
-                        clock,
-                        now,
-                    );
+                    worker.process_pkts(part.iter(), data, clock, now);
                     part.len()
                 }
                 None => {
