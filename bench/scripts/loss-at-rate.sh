@@ -12,7 +12,8 @@
 # its worker queue). "analyzed": what tcpdump wrote, what spanwatch's worker processed.
 # Namespaces and addresses (198.18.9.0/24) are created here and removed on exit.
 #   usage: sudo bench/scripts/loss-at-rate.sh [COUNT] [SIZE] [RATE...]
-#   KEEP=DIR keeps each run's metrics (spanwatch) or summary (tcpdump) there.
+#   KEEP=DIR keeps each run's metrics (spanwatch) or summary (tcpdump) there. RECEIVERS="spanwatch"
+#   (or "tcpdump") runs one of the two; SWOPT adds options to spanwatch's command line.
 #   (default 1000000 frames of 64 bytes at 300 k, 500 k, 700 k, 850 k, 1 M and 1.5 M frames/s)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -50,12 +51,12 @@ pin_napi() {
 }
 printf '%-32s %9s %9s %9s %9s %9s %8s %10s %10s\n' receiver offered sent analyzed "lost:ring" "capture" "lost %" "rx ns/pkt" "napi ns"
 for pps in $RATES; do
-  for rx in spanwatch tcpdump; do
+  for rx in ${RECEIVERS:-spanwatch tcpdump}; do
     rm -f /tmp/swl.prom /tmp/swl.td
     case $rx in
       spanwatch)
         ip netns exec "$C" taskset -c "$RX_CPU" "$BIN/spanwatch" live --iface swl1 --xdp-mode native \
-          --listen off --workers 1 --metrics-out /tmp/swl.prom >/dev/null 2>/tmp/swl.err &
+          --listen off --workers 1 --metrics-out /tmp/swl.prom ${SWOPT:-} >/dev/null 2>/tmp/swl.err &
         label="spanwatch live AF_XDP (native)" ;;
       tcpdump)
         ip netns exec "$C" taskset -c "$RX_CPU" tcpdump -i swl1 -w /dev/null -s 0 -B "$TCPDUMP_BUF" udp 2>/tmp/swl.td &
