@@ -1147,9 +1147,10 @@ fn unusual_delta(
     }
 }
 
-/// Decodes one record's frame at the end of `pkts`, where it stays when one worker takes every
-/// packet (`parts` empty), else is copied to the list of the worker its address pair belongs to
-/// (`base`: where the block's bytes start, so the payload is kept as an offset).
+/// Decodes one record's frame at the end of `pkts` and files it with the worker its address pair
+/// belongs to: by index (`parts`), or copied to that worker's row (`rows`), when one of the two is
+/// not empty; with neither, one worker takes every packet (`base`: where the block's bytes start,
+/// so the payload is kept as an offset).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn decode_record(

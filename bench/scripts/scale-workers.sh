@@ -64,23 +64,14 @@ for sc in $SCENARIOS; do
     done
   done
   for w in ${PROFILE_WORKERS:-}; do
-    echo "$sc profile, $w workers:"
-    SPANWATCH_PROFILE_THREADS=1 $B read --workers $w "$f" 2>&1 >/dev/null | grep '^thread' | sort
-    if [ -n "${BASELINE_BIN:-}" ]; then
-      echo "$sc profile, $w workers, baseline:"
-      SPANWATCH_PROFILE_THREADS=1 $BASELINE_BIN read --workers $w "$f" 2>&1 >/dev/null \
-        | grep '^thread' | sort
-    fi
-    for e in ${EXTRA_BINS:-}; do
-      echo "$sc profile, $w workers, ${e%%=*}:"
-      SPANWATCH_PROFILE_THREADS=1 ${e#*=} read --workers $w "$f" 2>&1 >/dev/null \
-        | grep '^thread' | sort
-    done
-    for v in ${VARIANTS:-}; do
-      echo "$sc profile, $w workers, $v:"
-      env ${v//,/ } SPANWATCH_PROFILE_THREADS=1 $B read --workers $w "$f" 2>&1 >/dev/null \
-        | grep '^thread' | sort
-    done
+    profile() {  # label, then the command's prefix (environment and binary)
+      echo "$sc profile, $w workers$1:"; shift
+      env "$@" read --workers $w "$f" 2>&1 >/dev/null | grep '^thread' | sort
+    }
+    profile "" SPANWATCH_PROFILE_THREADS=1 $B
+    [ -z "${BASELINE_BIN:-}" ] || profile ", baseline" SPANWATCH_PROFILE_THREADS=1 $BASELINE_BIN
+    for e in ${EXTRA_BINS:-}; do profile ", ${e%%=*}" SPANWATCH_PROFILE_THREADS=1 ${e#*=}; done
+    for v in ${VARIANTS:-}; do profile ", $v" ${v//,/ } SPANWATCH_PROFILE_THREADS=1 $B; done
   done
 done
 } | tee "$OUTF"
