@@ -1001,6 +1001,18 @@ fn take_bufs(ctx: &Ctx, recycle: &Receiver<Bufs>, side: &mut Side) -> Bufs {
 
 /// Decodes, checks and shards every record of `raw`, then hands the block to every worker.
 fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
+    // One loop per record format, each with its byte order and time unit fixed.
+    let f = &ctx.files[raw.file];
+    match (f.big_endian, f.ns) {
+        (false, false) => partition_as::<false, false>(raw, ctx, side),
+        (false, true) => partition_as::<false, true>(raw, ctx, side),
+        (true, false) => partition_as::<true, false>(raw, ctx, side),
+        (true, true) => partition_as::<true, true>(raw, ctx, side),
+    }
+}
+
+/// `partition` for a file of `BIG_ENDIAN` records with `NS` (nanosecond) times.
+fn partition_as<const BIG_ENDIAN: bool, const NS: bool>(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
     let t0 = side.spent.now();
     let RawBlock {
         seq,
@@ -1053,7 +1065,7 @@ fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
     // The block's packet and byte counts and its ordinary (positive, possible) inter-arrival
     // times are gathered here and added to the counters once, at the end of the block.
     let (mut bytes, mut iat) = (0u64, LocalHist::default());
-    while let Some((ts, wire_len, frame, len)) = legacy_record(&data[pos..], f.big_endian, f.ns) {
+    while let Some((ts, wire_len, frame, len)) = legacy_record(&data[pos..], BIG_ENDIAN, NS) {
         let frame_ref = ((pos + 16) as u32, frame.len() as u32);
         bytes += wire_len as u64;
         clock = clock.max(ts);
