@@ -121,6 +121,8 @@ struct Ctx {
     total: AtomicU64,
     files: Vec<FileCtx>,
     link_bps: u64,
+    /// The spacing check at `link_bps` (its table built once per run).
+    spacing: Spacing,
     events: EventSink,
 }
 
@@ -291,6 +293,7 @@ pub(crate) fn run(
             })
             .collect(),
         link_bps: opts.link_bps.max(1),
+        spacing: Spacing::new(opts.link_bps),
         events: opts.events.clone(),
     });
     let per_worker_flows = (opts.max_flows / n).max(1);
@@ -1025,7 +1028,7 @@ fn partition_as<const BIG_ENDIAN: bool, const NS: bool>(raw: RawBlock, ctx: &Ctx
     } = raw;
     let f = &ctx.files[file];
     let (src, bps) = (Source::Pcap, ctx.link_bps);
-    let spacing = Spacing::new(bps);
+    let spacing = &ctx.spacing;
     let c = &mut side.c;
     bufs.pkts.clear();
     for p in &mut bufs.parts {

@@ -73,27 +73,44 @@ pub enum Anomaly {
 }
 
 /// The usual case of the spacing check, for the reader's per-packet loop: a positive delta no
-/// shorter than the frame's wire time. Exact (the same answer as `TsChecker::impossible`), in 64-bit
-/// arithmetic where neither product can overflow, else in `impossible`'s 128-bit.
-#[derive(Clone, Copy, Debug)]
+/// shorter than the frame's wire time. Exact (the same answer as `TsChecker::impossible`): by
+/// table for frames shorter than `TABLE_LEN` bytes, else in 64-bit arithmetic where neither
+/// product can overflow, else in `impossible`'s 128-bit.
+#[derive(Clone, Debug)]
 pub struct Spacing {
     bps: u64,
     /// The largest delta whose product with `bps` fits in 64 bits.
     fast_max: u64,
+    /// Per frame length below `TABLE_LEN`: the shortest possible delta (≥ 1 ns).
+    min: Box<[i64]>,
 }
+
+/// Frame lengths the spacing table covers (every Ethernet frame short of jumbo frames).
+const TABLE_LEN: usize = 2048;
 
 impl Spacing {
     /// The check for a link of `link_bps` bits per second.
     pub fn new(link_bps: u64) -> Spacing {
         let bps = link_bps.max(1);
+        // Δ · bps ≥ (len+24) · 8e9  ⇔  Δ ≥ ⌈(len+24) · 8e9 / bps⌉, for whole Δ.
+        let min = (0..TABLE_LEN as u128)
+            .map(|len| {
+                let wire = (len + 24) * 8 * 1_000_000_000;
+                i64::try_from(wire.div_ceil(bps as u128)).unwrap_or(i64::MAX)
+            })
+            .collect();
         Spacing {
             bps,
             fast_max: u64::MAX / bps,
+            min,
         }
     }
 
     #[inline(always)]
     pub fn possible(&self, delta_ns: i64, wire_len: u32) -> bool {
+        if let Some(&min) = self.min.get(wire_len as usize) {
+            return delta_ns >= min;
+        }
         if delta_ns <= 0 {
             return false;
         }
@@ -324,7 +341,40 @@ mod tests {
                 1 << 40,
                 i64::MAX,
             ] {
-                for len in [0, 60, 64, 1500, 65_535, (1 << 30) - 1, 1 << 30, u32::MAX] {
+                for len in [
+                    0,
+                    60,
+                    64,
+                    1500,
+                    2047,
+                    2048,
+                    65_535,
+                    (1 << 30) - 1,
+                    1 << 30,
+                    u32::MAX,
+                ] {
+                    assert_eq!(
+                        sp.possible(delta, len),
+                        delta > 0 && !TsChecker::impossible(bps, delta, len),
+                        "{bps} {delta} {len}"
+                    );
+                }
+            }
+        }
+        // Every frame length the table covers, at its threshold, on links of odd speeds.
+        for bps in [
+            1,
+            3,
+            999_999_937,
+            10_000_000_000,
+            25_000_000_000,
+            u64::MAX / 3,
+        ] {
+            let sp = Spacing::new(bps);
+            for len in 0..TABLE_LEN as u32 + 2 {
+                let wire = (len as u128 + 24) * 8 * 1_000_000_000;
+                let least = wire.div_ceil(bps as u128).min(i64::MAX as u128) as i64;
+                for delta in [least - 1, least, least.saturating_add(1)] {
                     assert_eq!(
                         sp.possible(delta, len),
                         delta > 0 && !TsChecker::impossible(bps, delta, len),
