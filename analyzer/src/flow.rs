@@ -20,6 +20,25 @@ pub const LIST_TCP: u8 = 0;
 pub const LIST_OTHER: u8 = 1;
 pub const LIST_CLOSED: u8 = 2;
 const TIMEOUTS: [i64; 3] = [TCP_TIMEOUT_NS, UDP_TIMEOUT_NS, CLOSED_LINGER_NS];
+/// A flow's place in its list is kept in units of 2^POS_SHIFT ns (about a millisecond).
+const POS_SHIFT: u32 = 20;
+/// A packet moves its flow to the tail of its list only when the flow was put there more than
+/// 1/64 of the list's timeout before (in position units). A flow with packets is then moved a
+/// few dozen times per timeout rather than on every packet, whose neighbours' records each move
+/// would write. The lists are ordered by these positions, so a flow can sit behind a flow whose
+/// last packet came up to this much later: it leaves the table at most this late (1/64 of its
+/// timeout), and a packet that finds it idle past its timeout ends it first (`idle_past`).
+const REFRESH: [u32; 3] = [
+    (TCP_TIMEOUT_NS >> 6 >> POS_SHIFT) as u32,
+    (UDP_TIMEOUT_NS >> 6 >> POS_SHIFT) as u32,
+    (CLOSED_LINGER_NS >> 6 >> POS_SHIFT) as u32,
+];
+
+/// A time in position units (wrapping: positions are only ever compared by their difference).
+#[inline(always)]
+fn pos_of(ts: i64) -> u32 {
+    (ts >> POS_SHIFT) as u32
+}
 
 /// The canonical (direction-free) identity of a flow: endpoint addresses `a` and `b` (as the
 /// decoder holds them, IPv4 in the first 4 bytes, read as numbers in the machine's byte order) and,
@@ -131,6 +150,8 @@ pub struct Flow {
     list: u8,
     prev: u32,
     next: u32,
+    /// When the flow was last put at its list's tail (`pos_of`).
+    pos: u32,
     live: bool,
 }
 
@@ -268,13 +289,27 @@ impl FlowTable {
         self.index.reserve(more, |&j| slab[j as usize].hash);
     }
 
-    /// Records a packet at `ts` on flow `i` (moves it to the tail of its list).
-    #[inline]
+    /// Records a packet at `ts` on flow `i`, and moves the flow to the tail of its list when it
+    /// was put there long enough ago (`REFRESH`).
+    #[inline(always)]
     pub fn touch(&mut self, i: u32, ts: i64) {
         let f = &mut self.slab[i as usize];
         if ts > f.last_ts {
             f.last_ts = ts;
         }
+        // A new flow's position is 0, "long ago": its first later packet moves it (unless its
+        // time lies within REFRESH of a wrap of the position, every 52 days, for a moment).
+        let pos = pos_of(ts);
+        if pos.wrapping_sub(f.pos) > REFRESH[f.list as usize] {
+            f.pos = pos;
+            self.move_to_tail(i);
+        }
+    }
+
+    /// Moves flow `i` to the tail of its list.
+    #[inline(never)]
+    fn move_to_tail(&mut self, i: u32) {
+        let f = &mut self.slab[i as usize];
         let (l, prev, next) = (f.list as usize, f.prev, f.next);
         let tail = self.tails[l];
         if tail == i {
@@ -295,11 +330,21 @@ impl FlowTable {
         self.tails[l] = i;
     }
 
+    /// Whether flow `i` has been idle past its timeout at `ts` (it may still be in the table:
+    /// see `REFRESH`); such a flow is over, and a packet for its tuple starts a new one.
+    #[inline(always)]
+    pub fn idle_past(&self, i: u32, ts: i64) -> bool {
+        let f = &self.slab[i as usize];
+        ts.saturating_sub(f.last_ts) > TIMEOUTS[f.list as usize]
+    }
+
     /// Moves a flow to the closed list (after FIN from both sides, or RST).
     pub fn mark_closed(&mut self, i: u32) {
         if self.slab[i as usize].list != LIST_CLOSED {
             self.unlink(i);
-            self.slab[i as usize].list = LIST_CLOSED;
+            let f = &mut self.slab[i as usize];
+            f.list = LIST_CLOSED;
+            f.pos = pos_of(f.last_ts);
             self.link_tail(i, LIST_CLOSED);
         }
     }
@@ -575,6 +620,52 @@ mod tests {
         let (f, why) = t.pop_expired(UDP_TIMEOUT_NS + 1).unwrap();
         assert_eq!((f.key, why), (k, Exit::Timeout));
         assert!(t.is_empty());
+        t.check().unwrap();
+    }
+
+    /// A flow whose list neighbour ahead of it had a packet since it was put there (and so was
+    /// not moved) leaves at most REFRESH after its timeout; a packet finds it idle meanwhile.
+    #[test]
+    fn expiry_behind_an_unmoved_flow() {
+        const MS: i64 = 1_000_000;
+        let mut t = FlowTable::new(10);
+        let ((ka, ha), (kb, hb)) = (key(1), key(2));
+        let a = t.insert(&ka, ha, L4::Udp, 0, true);
+        t.touch(a, MS); // its first later packet: moved (to where it already is)
+        let b = t.insert(&kb, hb, L4::Udp, 2 * MS, true);
+        t.touch(a, 500 * MS); // within REFRESH: not moved, still ahead of b
+        t.check().unwrap();
+        let due = 2 * MS + UDP_TIMEOUT_NS;
+        let mut now = due - 10 * MS;
+        let mut popped = Vec::new();
+        while t.len() > 0 {
+            if t.may_expire(now) {
+                while let Some((f, why)) = t.pop_expired(now) {
+                    assert_eq!(why, Exit::Timeout);
+                    popped.push((f.key, now));
+                }
+            }
+            if now == due + 200 * MS {
+                // b is overdue, still behind a: a packet for it finds it idle.
+                assert_eq!(t.find(hb, &kb), Some(b));
+                assert!(t.idle_past(b, now));
+                assert!(!t.idle_past(a, now));
+            }
+            now += MS;
+        }
+        let late = REFRESH[LIST_OTHER as usize] as i64 * (1 << POS_SHIFT);
+        assert_eq!(popped[0].0, ka);
+        assert_eq!(popped[1].0, kb);
+        assert!(popped[1].1 > due && popped[1].1 <= due + late, "{popped:?}");
+        // A flow with packets keeps moving behind the quiet ones.
+        let mut t = FlowTable::new(10);
+        let a = t.insert(&ka, ha, L4::Udp, 0, true);
+        let _ = t.insert(&kb, hb, L4::Udp, MS, true);
+        for k in 1..=3 {
+            t.touch(a, k * late + 2 * MS);
+        }
+        let (f, _) = t.pop_expired(MS + UDP_TIMEOUT_NS + 1).unwrap();
+        assert_eq!(f.key, kb);
         t.check().unwrap();
     }
 

@@ -218,12 +218,12 @@ impl Worker {
         let syn_only =
             d.l4 == L4::Tcp && d.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
         let mut idx = self.table.find(d.flow, &key);
-        // Idle flows are already gone (expired on the clock before this packet). A SYN on a
-        // closed flow's tuple is a new connection.
+        // A flow idle past its timeout is over (most are gone already, expired on the clock
+        // before this packet), and a SYN on a closed flow's tuple is a new connection.
         if let Some(i) = idx {
-            if syn_only && self.table.is_closed(i) {
-                let f = self.table.remove(i);
-                self.finish(&mut { f }, Exit::Closed);
+            let closed_syn = syn_only && self.table.is_closed(i);
+            if closed_syn || self.table.idle_past(i, ts) {
+                self.end_flow(i, closed_syn);
                 idx = None;
             }
         }
@@ -339,6 +339,19 @@ impl Worker {
             _ => {}
         }
         i
+    }
+
+    /// Ends flow `i` ahead of a packet for its tuple: closed (a SYN after FIN or RST) or idle.
+    #[cold]
+    #[inline(never)]
+    fn end_flow(&mut self, i: u32, closed: bool) {
+        let why = if closed || self.table.is_closed(i) {
+            Exit::Closed
+        } else {
+            Exit::Timeout
+        };
+        let f = self.table.remove(i);
+        self.finish(&mut { f }, why);
     }
 
     fn finish(&mut self, f: &mut Flow, why: Exit) {
@@ -591,3 +604,75 @@ fn reassembled(d: &Decoded, buf: &[u8]) -> Option<(Decoded, std::ops::Range<usiz
 }
 
 pub use protocols::Config as WorkerConfig;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metrics::Hub;
+
+    const S: i64 = 1_000_000_000;
+    const MS: i64 = 1_000_000;
+
+    /// A UDP packet from 198.18.0.`host`:`sport` to 198.18.1.1:9999 at `ts`, with payload.
+    fn udp(b: &mut Batch, ts: i64, host: u8, sport: u16) {
+        let mut d = Decoded {
+            l4: L4::Udp,
+            proto: 17,
+            sport,
+            dport: 9999,
+            ..Decoded::default()
+        };
+        d.src[..4].copy_from_slice(&[198, 18, 0, host]);
+        d.dst[..4].copy_from_slice(&[198, 18, 1, 1]);
+        d.finish_hashes();
+        let n = b.pkts.len() as u64 + 1;
+        b.push(ts, ts, 60, n, d, b"not a known protocol");
+    }
+
+    fn run(pkts: &[(i64, u8)]) -> Worker {
+        let hub = Hub::new();
+        let mut w = Worker::new(
+            100,
+            hub.register(),
+            EventSink::disabled(),
+            Arc::new(Config::default()),
+            Source::Pcap,
+        );
+        let mut b = Batch::new();
+        for &(ts, host) in pkts {
+            udp(&mut b, ts, host, 5000);
+        }
+        b.now_ns = pkts.last().map_or(0, |p| p.0);
+        w.process(&b);
+        w.finish_all();
+        w
+    }
+
+    fn count(w: &Worker, slot: usize) -> u64 {
+        w.counters().get(slot)
+    }
+
+    /// Idle past the UDP timeout is a new session, whether the flow already left the table on
+    /// the clock or still sits behind a busier flow that was not moved (flow.rs, REFRESH).
+    #[test]
+    fn idle_udp_flow_is_a_new_session() {
+        let other = slot::sessions(Proto::OtherUdp, false);
+        let timeout = slot::flows_evicted(EvictReason::Timeout);
+        // Flow 1 alone: expired on the clock before its next packet.
+        let w = run(&[(0, 1), (61 * S, 1)]);
+        assert_eq!((count(&w, other), count(&w, timeout)), (2, 1));
+        // Flow 2 is put ahead of flow 1 and has a packet after it within REFRESH, so flow 1
+        // stays in the table past its timeout: its next packet finds it idle.
+        let w = run(&[
+            (0, 2),
+            (MS, 2),
+            (2 * MS, 1),
+            (500 * MS, 2),
+            (60 * S + 200 * MS, 1),
+        ]);
+        assert_eq!((count(&w, other), count(&w, timeout)), (3, 1));
+        // Within the timeout it is one session.
+        let w = run(&[(0, 1), (59 * S, 1), (118 * S, 1)]);
+        assert_eq!((count(&w, other), count(&w, timeout)), (1, 0));
+    }
+}
