@@ -52,7 +52,6 @@ fn bucket(ns: u64) -> usize {
 /// counters in one go with `Counters::merge_hist`: the same result as one `observe_ns` each.
 #[derive(Clone, Default)]
 pub struct LocalHist {
-    count: u64,
     sum: u64,
     buckets: [u64; IAT_BOUNDS_NS.len() + 1],
 }
@@ -60,9 +59,9 @@ pub struct LocalHist {
 impl LocalHist {
     #[inline]
     pub fn observe(&mut self, ns: u64) {
-        self.count += 1;
         self.sum = self.sum.saturating_add(ns);
-        // The extra last bucket (above every bound) is not a slot: only the count holds it.
+        // The extra last bucket (above every bound) is not a slot: only the count holds it. The
+        // count is the buckets' sum, taken at the merge.
         self.buckets[bucket(ns)] += 1;
     }
 }
@@ -101,10 +100,11 @@ impl Counters {
     }
     /// Adds locally gathered observations to the histogram whose block starts at `base`.
     pub fn merge_hist(&mut self, base: usize, h: &LocalHist) {
-        if h.count == 0 {
+        let count: u64 = h.buckets.iter().sum();
+        if count == 0 {
             return;
         }
-        self.v[base] += h.count;
+        self.v[base] += count;
         self.v[base + 1] = self.v[base + 1].saturating_add(h.sum);
         for (i, &n) in h.buckets[..IAT_BOUNDS_NS.len()].iter().enumerate() {
             self.v[base + 2 + i] += n;
