@@ -284,9 +284,16 @@ impl FlowTable {
     #[cold]
     #[inline(never)]
     fn reserve_index(&mut self) {
+        // Built afresh from the slab, in its order, rather than grown: growing rehashes the
+        // index bucket by bucket, each a read of a flow record elsewhere for its hash.
         let slab = &self.slab;
-        let more = self.reserve - self.index.len();
-        self.index.reserve(more, |&j| slab[j as usize].hash);
+        let mut index = HashTable::with_capacity(self.reserve);
+        for (i, f) in slab.iter().enumerate() {
+            if f.live {
+                index.insert_unique(f.hash, i as u32, |&j| slab[j as usize].hash);
+            }
+        }
+        self.index = index;
     }
 
     /// Records a packet at `ts` on flow `i`, and moves the flow to the tail of its list when it
