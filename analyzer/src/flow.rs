@@ -1,6 +1,7 @@
 //! The per-worker flow table: a slab of flows indexed by a `hashbrown::HashTable` keyed with the
 //! hash computed on the reader (never rehashed), and three intrusive LRU lists (TCP, other, closed)
-//! ordered by last packet time, so expiry and pressure eviction look only at list heads.
+//! ordered by last packet time to within 1/64 of their timeout (`REFRESH`), so expiry and
+//! pressure eviction look only at list heads.
 //! Timeouts are in packet time (DESIGN.md §5): TCP 300 s, UDP and others 60 s, and a short linger
 //! after FIN/RST so retransmissions still find their flow.
 
@@ -397,7 +398,7 @@ impl FlowTable {
         None
     }
 
-    /// Takes out the flow idle the longest (for pressure eviction).
+    /// Takes out the flow idle the longest, to within `REFRESH` (for pressure eviction).
     pub fn pop_oldest(&mut self) -> Option<Flow> {
         let mut best: Option<u32> = None;
         for list in [LIST_CLOSED, LIST_OTHER, LIST_TCP] {
