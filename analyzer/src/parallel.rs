@@ -473,12 +473,11 @@ impl Hop {
 /// larger than any record may be: where the next record starts.
 #[inline(always)]
 fn hop_one<const BIG_ENDIAN: bool>(data: &[u8], at: usize, own: usize) -> Option<usize> {
-    if at >= own {
+    if at >= own || data.len().checked_sub(at)? < 16 {
         return None;
     }
-    let h = data.get(at..at + 16)?;
-    let len = 16 + legacy_caplen(h, BIG_ENDIAN) as usize;
-    (len <= MAX_RECORD && at + len <= data.len()).then_some(at + len)
+    let len = 16 + legacy_caplen(&data[at..], BIG_ENDIAN) as usize;
+    (len <= MAX_RECORD && len <= data.len() - at).then_some(at + len)
 }
 
 /// Reads `len` bytes at `off` into the start of `bufs.data` (short only at the end of the file),
