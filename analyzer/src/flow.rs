@@ -246,6 +246,8 @@ impl FlowTable {
     #[inline(always)]
     pub fn insert(&mut self, key: &FlowKey, hash: u64, l4: L4, ts: i64, client_is_a: bool) -> u32 {
         let list = if l4 == L4::Tcp { LIST_TCP } else { LIST_OTHER };
+        let tail = self.tails[list as usize];
+        // Linked behind the list's tail as it is written.
         let flow = Flow {
             key: *key,
             hash,
@@ -255,7 +257,7 @@ impl FlowTable {
             client_is_a,
             live: true,
             list,
-            prev: NIL,
+            prev: tail,
             next: NIL,
             ..Flow::default()
         };
@@ -276,7 +278,13 @@ impl FlowTable {
         let slab = &self.slab;
         self.index
             .insert_unique(hash, i, |&j| slab[j as usize].hash);
-        self.link_tail(i, list);
+        if tail == NIL {
+            self.heads[list as usize] = i;
+            self.heads_changed = true;
+        } else {
+            self.slab[tail as usize].next = i;
+        }
+        self.tails[list as usize] = i;
         self.len += 1;
         i
     }

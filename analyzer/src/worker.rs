@@ -227,16 +227,19 @@ impl Worker {
                 idx = None;
             }
         }
-        let i = match idx {
+        let (i, new) = match idx {
             Some(i) => {
                 self.table.touch(i, ts);
-                i
+                (i, false)
             }
-            None => self.new_flow(key, src_is_a, d, ts),
+            None => (self.new_flow(key, src_is_a, d, ts), true),
         };
 
         let Worker { table, env, .. } = self;
         let f = table.get(i);
+        if new {
+            start_flow(f, d, ts, env);
+        }
         let from_client = src_is_a == f.client_is_a;
         let mut closed = false;
         let dir = from_client as usize;
@@ -317,28 +320,7 @@ impl Worker {
         let synack = d.l4 == L4::Tcp
             && d.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == (tcp_flags::SYN | tcp_flags::ACK);
         let client_is_a = if synack { !src_is_a } else { src_is_a };
-        let i = self.table.insert(&key, d.flow, d.l4, ts, client_is_a);
-        let Worker { table, env, .. } = self;
-        let (c, shared) = (&mut env.c, &mut env.shared);
-        let f = table.get(i);
-        match d.l4 {
-            L4::Icmp => {
-                f.class = Class::Known(Proto::Icmp);
-                f.proto_idx = NOT_REGISTERED;
-                c.inc(slot::sessions(Proto::Icmp, d.v6));
-            }
-            L4::Tcp => {
-                if let Some(mode) = shared.ftp.take(d, ts) {
-                    f.class = Class::Known(Proto::FtpData);
-                    f.proto_idx = NOT_REGISTERED;
-                    c.inc(slot::sessions(Proto::FtpData, d.v6));
-                    c.inc(slot::ftp_data(mode));
-                    f.session = Some(Box::new(ftp::DataSession::new(d.v6)));
-                }
-            }
-            _ => {}
-        }
-        i
+        self.table.insert(&key, d.flow, d.l4, ts, client_is_a)
     }
 
     /// Ends flow `i` ahead of a packet for its tuple: closed (a SYN after FIN or RST) or idle.
@@ -412,6 +394,30 @@ impl Worker {
                 f.payload_pkts
             );
         }
+    }
+}
+
+/// A new flow's class where its first packet decides it without payload (ICMP, an expected FTP
+/// data connection).
+#[inline(always)]
+fn start_flow(f: &mut Flow, d: &Decoded, ts: i64, env: &mut Env) {
+    let (c, shared) = (&mut env.c, &mut env.shared);
+    match d.l4 {
+        L4::Icmp => {
+            f.class = Class::Known(Proto::Icmp);
+            f.proto_idx = NOT_REGISTERED;
+            c.inc(slot::sessions(Proto::Icmp, d.v6));
+        }
+        L4::Tcp => {
+            if let Some(mode) = shared.ftp.take(d, ts) {
+                f.class = Class::Known(Proto::FtpData);
+                f.proto_idx = NOT_REGISTERED;
+                c.inc(slot::sessions(Proto::FtpData, d.v6));
+                c.inc(slot::ftp_data(mode));
+                f.session = Some(Box::new(ftp::DataSession::new(d.v6)));
+            }
+        }
+        _ => {}
     }
 }
 
