@@ -351,7 +351,8 @@ impl FlowTable {
     #[inline(always)]
     pub fn idle_past(&self, i: u32, ts: i64) -> bool {
         let f = &self.slab[i as usize];
-        ts.saturating_sub(f.last_ts) > TIMEOUTS[f.list as usize]
+        // When ts is the later, their difference as u64 is exact whatever the two times.
+        ts > f.last_ts && ts.wrapping_sub(f.last_ts) as u64 > TIMEOUTS[f.list as usize] as u64
     }
 
     /// Moves a flow to the closed list (after FIN from both sides, or RST).
@@ -637,6 +638,30 @@ mod tests {
         assert_eq!((f.key, why), (k, Exit::Timeout));
         assert!(t.is_empty());
         t.check().unwrap();
+    }
+
+    #[test]
+    fn idle_past_is_exact_at_any_time() {
+        let (k, h) = key(1);
+        let t_out = UDP_TIMEOUT_NS;
+        for last in [i64::MIN, -1, 0, 1 << 40, i64::MAX - t_out - 1, i64::MAX] {
+            let mut t = FlowTable::new(10);
+            let i = t.insert(&k, h, L4::Udp, last, true);
+            // Earlier times, the same time and up to the timeout itself: not idle.
+            for ts in [
+                i64::MIN,
+                last.saturating_sub(t_out + 1),
+                last,
+                last.saturating_add(t_out),
+            ] {
+                assert!(!t.idle_past(i, ts), "{last} {ts}");
+            }
+            // Past the timeout, as far as i64 goes.
+            if let Some(ts) = last.checked_add(t_out + 1) {
+                assert!(t.idle_past(i, ts), "{last} {ts}");
+                assert!(t.idle_past(i, i64::MAX), "{last}");
+            }
+        }
     }
 
     /// A flow whose list neighbour ahead of it had a packet since it was put there (and so was
