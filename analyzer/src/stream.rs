@@ -163,7 +163,7 @@ impl LineBuf {
     /// Feeds bytes; `f` gets each complete line. Over-long lines are counted and skipped.
     pub fn feed(&mut self, mut data: &[u8], mut f: impl FnMut(&[u8])) {
         while !data.is_empty() {
-            match memchr(b'\n', data) {
+            match memchr::memchr(b'\n', data) {
                 Some(i) => {
                     let part = &data[..i];
                     data = &data[i + 1..];
@@ -208,11 +208,6 @@ impl LineBuf {
 
 fn strip_cr(l: &[u8]) -> &[u8] {
     l.strip_suffix(b"\r").unwrap_or(l)
-}
-
-#[inline]
-fn memchr(b: u8, s: &[u8]) -> Option<usize> {
-    s.iter().position(|&x| x == b)
 }
 
 #[cfg(test)]

@@ -39,9 +39,9 @@ pub fn looks_like_request(b: &[u8]) -> Verdict {
         return Verdict::No;
     }
     let rest = &b[m + 1..];
-    let line_end = rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len());
+    let line_end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
     let line = &rest[..line_end];
-    match line.iter().position(|&c| c == b' ') {
+    match memchr::memchr(b' ', line) {
         Some(sp) if line[sp + 1..].starts_with(b"HTTP/1.") => Verdict::Yes,
         Some(sp) if line_end == rest.len() && b"HTTP/1.".starts_with(&line[sp + 1..]) => {
             Verdict::Maybe
@@ -194,7 +194,7 @@ impl Parser {
                     }
                 }
                 Body::ChunkSize | Body::Trailers => {
-                    let Some(i) = b.iter().position(|&c| c == b'\n') else {
+                    let Some(i) = memchr::memchr(b'\n', b) else {
                         if self.line.len() + b.len() > 1024 {
                             self.broken = true;
                             self.body = Body::None;

@@ -33,7 +33,7 @@ pub static POP3: Protocol = Protocol {
 const GREETED: u8 = 1;
 
 fn first_line(b: &[u8]) -> &[u8] {
-    &b[..b.iter().position(|&c| c == b'\n').unwrap_or(b.len())]
+    &b[..memchr::memchr(b'\n', b).unwrap_or(b.len())]
 }
 
 fn contains_ci(h: &[u8], n: &[u8]) -> bool {
