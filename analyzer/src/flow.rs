@@ -278,13 +278,7 @@ impl FlowTable {
         let slab = &self.slab;
         self.index
             .insert_unique(hash, i, |&j| slab[j as usize].hash);
-        if tail == NIL {
-            self.heads[list as usize] = i;
-            self.heads_changed = true;
-        } else {
-            self.slab[tail as usize].next = i;
-        }
-        self.tails[list as usize] = i;
+        self.attach(i, list, tail);
         self.len += 1;
         i
     }
@@ -489,14 +483,20 @@ impl FlowTable {
     }
 
     fn link_tail(&mut self, i: u32, list: u8) {
-        let l = list as usize;
-        let tail = self.tails[l];
+        let tail = self.tails[list as usize];
         {
             let f = &mut self.slab[i as usize];
             f.list = list;
             f.prev = tail;
             f.next = NIL;
         }
+        self.attach(i, list, tail);
+    }
+
+    /// Makes flow `i`, whose own links already say it follows `tail`, the tail of `list`.
+    #[inline(always)]
+    fn attach(&mut self, i: u32, list: u8, tail: u32) {
+        let l = list as usize;
         if tail == NIL {
             self.heads[l] = i;
             self.heads_changed = true;
