@@ -173,10 +173,10 @@ pub struct FlowTable {
     tails: [u32; 3],
     len: usize,
     cap: usize,
-    /// The earliest time a list head can expire, valid while `heads_changed` is false (a head's
-    /// time only grows in place, so the cache errs early, never late).
-    expiry: i64,
-    heads_changed: bool,
+    /// The earliest time a list head can expire, or i64::MIN when a head changed since it was
+    /// worked out (a head's time only grows in place, so it errs early, never late): a clock at
+    /// or before it needs no look at the lists (`due`).
+    due: i64,
     /// The index's reservation: it starts smaller when reading files (FIRST_INDEX) and is
     /// given all of this in one step when it fills.
     reserve: usize,
@@ -212,8 +212,7 @@ impl FlowTable {
             free: Vec::new(),
             index: HashTable::with_capacity(pre.min(first)),
             heads: [NIL; 3],
-            expiry: i64::MAX,
-            heads_changed: false,
+            due: i64::MAX,
             tails: [NIL; 3],
             len: 0,
             cap,
@@ -331,7 +330,7 @@ impl FlowTable {
         f.next = NIL;
         if prev == NIL {
             self.heads[l] = next;
-            self.heads_changed = true;
+            self.due = i64::MIN;
         } else {
             self.slab[prev as usize].next = next;
         }
@@ -364,13 +363,19 @@ impl FlowTable {
         self.slab[i as usize].list == LIST_CLOSED
     }
 
+    /// A clock up to this time expires nothing (i64::MIN: look at the lists first, `may_expire`).
+    /// The packet loop compares each packet's clock with it and calls nothing else when below.
+    #[inline(always)]
+    pub fn due(&self) -> i64 {
+        self.due
+    }
+
     /// Whether any flow can be idle past its timeout at `now` (cheap: most packets ask this and
     /// the answer is no). When false, `pop_expired(now)` would return None.
     #[inline]
     pub fn may_expire(&mut self, now: i64) -> bool {
-        if self.heads_changed {
-            self.heads_changed = false;
-            self.expiry = (0..3)
+        if self.due == i64::MIN {
+            self.due = (0..3)
                 .filter(|&l| self.heads[l] != NIL)
                 .map(|l| {
                     self.slab[self.heads[l] as usize]
@@ -380,7 +385,7 @@ impl FlowTable {
                 .min()
                 .unwrap_or(i64::MAX);
         }
-        now > self.expiry
+        now > self.due
     }
 
     /// Takes out the next flow idle past its timeout at `now`, if any.
@@ -445,7 +450,7 @@ impl FlowTable {
         self.heads = [NIL; 3];
         self.tails = [NIL; 3];
         self.len = 0;
-        self.heads_changed = true;
+        self.due = i64::MIN;
     }
 
     pub fn remove(&mut self, i: u32) -> Flow {
@@ -468,7 +473,7 @@ impl FlowTable {
         };
         if prev == NIL {
             self.heads[list] = next;
-            self.heads_changed = true;
+            self.due = i64::MIN;
         } else {
             self.slab[prev as usize].next = next;
         }
@@ -499,7 +504,7 @@ impl FlowTable {
         let l = list as usize;
         if tail == NIL {
             self.heads[l] = i;
-            self.heads_changed = true;
+            self.due = i64::MIN;
         } else {
             self.slab[tail as usize].next = i;
         }

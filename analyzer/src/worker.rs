@@ -23,6 +23,7 @@ pub struct Worker {
     /// The counters, events, settings and shared state the analyzers see (and so does the worker).
     env: Env,
     publish: Arc<metrics::Shared>,
+    /// The latest clock seen (expiry runs only when it moves).
     now: i64,
     /// Counters over capture time (`read --report`), delivered to the collector at the end.
     timeline: Option<(Timeline, Collector)>,
@@ -103,28 +104,40 @@ impl Worker {
         clock_floor: i64,
         now_ns: i64,
     ) {
-        for p in pkts {
-            if let Some((t, _)) = &mut self.timeline {
-                t.tick(p.ts_ns, &self.env.c);
+        // Two copies of the loop, so that the usual one asks nothing about a timeline.
+        if self.timeline.is_some() {
+            for p in pkts {
+                if let Some((t, _)) = &mut self.timeline {
+                    t.tick(p.ts_ns, &self.env.c);
+                }
+                self.one(p, data, clock_floor);
             }
-            // Packet time drives expiry, on the reader's clock (the latest time seen anywhere).
-            let clock = p.clock_ns.max(clock_floor);
-            if clock > self.now {
-                self.advance(clock);
+        } else {
+            for p in pkts {
+                self.one(p, data, clock_floor);
             }
-            self.packet(p, p.payload_in(data));
         }
         // The reader's clock moves a quiet worker's flows along too.
-        if now_ns > self.now {
-            self.advance(now_ns);
-        }
+        self.advance(now_ns);
     }
 
-    #[inline]
+    #[inline(always)]
+    fn one(&mut self, p: &BatchPkt, data: &[u8], clock_floor: i64) {
+        // Packet time drives expiry, on the reader's clock (the latest time seen anywhere).
+        self.advance(p.clock_ns.max(clock_floor));
+        self.packet(p, p.payload_in(data));
+    }
+
+    /// Moves the worker's clock to `now` when that is later, and expires what is idle past its
+    /// timeout then (a clock that stands still expires nothing more, even where a packet from
+    /// the past made a flow that is already idle by it).
+    #[inline(always)]
     fn advance(&mut self, now: i64) {
-        self.now = now;
-        if self.table.may_expire(now) {
-            self.expire(now);
+        if now > self.now {
+            self.now = now;
+            if now > self.table.due() && self.table.may_expire(now) {
+                self.expire(now);
+            }
         }
     }
 
