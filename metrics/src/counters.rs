@@ -20,9 +20,11 @@ impl Default for Counters {
     }
 }
 
-/// For each bit length of a value, the first bound at or above the smallest value of that length.
-const FIRST_BOUND: [u8; 65] = {
-    let mut t = [0u8; 65];
+/// For each bit length of a value: the index of the first bound at or above the smallest value
+/// of that length, and that bound (u64::MAX where there is none: every such value lies above all
+/// the bounds, in the extra last bucket).
+const FIRST_BOUND: [(u64, u64); 65] = {
+    let mut t = [(0u64, 0u64); 65];
     let mut bits = 1;
     while bits < 65 {
         let low = 1u128 << (bits - 1);
@@ -30,9 +32,17 @@ const FIRST_BOUND: [u8; 65] = {
         while i < IAT_BOUNDS_NS.len() && (IAT_BOUNDS_NS[i] as u128) < low {
             i += 1;
         }
-        t[bits] = i as u8;
+        t[bits] = (
+            i as u64,
+            if i < IAT_BOUNDS_NS.len() {
+                IAT_BOUNDS_NS[i]
+            } else {
+                u64::MAX
+            },
+        );
         bits += 1;
     }
+    t[0] = (0, IAT_BOUNDS_NS[0]);
     t
 };
 
@@ -41,19 +51,21 @@ const FIRST_BOUND: [u8; 65] = {
 /// most one bound: a table lookup and one comparison.
 #[inline]
 fn bucket(ns: u64) -> usize {
-    let mut i = FIRST_BOUND[(64 - ns.leading_zeros()) as usize] as usize;
-    if i < IAT_BOUNDS_NS.len() && ns > IAT_BOUNDS_NS[i] {
-        i += 1;
-    }
-    i
+    let (i, bound) = FIRST_BOUND[(64 - ns.leading_zeros()) as usize];
+    (i + (ns > bound) as u64) as usize
 }
+
+/// `LocalHist`'s buckets: a power of two at least one more than the bounds, so that an index
+/// masked to it needs no bounds check.
+const LOCAL_BUCKETS: usize = (IAT_BOUNDS_NS.len() + 1).next_power_of_two();
 
 /// Observations of one histogram gathered locally (a block of packets' worth) and added to the
 /// counters in one go with `Counters::merge_hist`: the same result as one `observe_ns` each.
 #[derive(Clone, Default)]
 pub struct LocalHist {
     sum: u64,
-    buckets: [u64; IAT_BOUNDS_NS.len() + 1],
+    /// Only the first `IAT_BOUNDS_NS.len() + 1` are ever counted in.
+    buckets: [u64; LOCAL_BUCKETS],
 }
 
 impl LocalHist {
@@ -62,7 +74,7 @@ impl LocalHist {
         self.sum = self.sum.saturating_add(ns);
         // The extra last bucket (above every bound) is not a slot: only the count holds it. The
         // count is the buckets' sum, taken at the merge.
-        self.buckets[bucket(ns)] += 1;
+        self.buckets[bucket(ns) & (LOCAL_BUCKETS - 1)] += 1;
     }
 }
 
