@@ -1,12 +1,13 @@
 //! The per-worker flow table: a slab of flows indexed by a `hashbrown::HashTable` keyed with the
 //! hash computed on the reader (never rehashed), and three intrusive LRU lists (TCP, other, closed)
 //! ordered by last packet time to within 1/64 of their timeout (`REFRESH`), so expiry and
-//! pressure eviction look only at list heads.
+//! pressure eviction look only at list heads. The flows' sessions live apart, in a slab of their
+//! own (`Sessions`), so a flow record owns nothing: it is copied in and out as plain bytes and a
+//! table is dropped without a look at each record.
 //! Timeouts are in packet time (DESIGN.md §5): TCP 300 s, UDP and others 60 s, and a short linger
 //! after FIN/RST so retransmissions still find their flow.
 
 use crate::decode::{Decoded, L4};
-use crate::protocols::Session;
 use hashbrown::HashTable;
 use metrics::Proto;
 
@@ -119,7 +120,52 @@ pub enum Class {
     Known(Proto),
 }
 
+/// Where a flow's session lies in its worker's session slab (`Sessions`): the slab's key plus one,
+/// so that a flow without one holds None in four bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionKey(std::num::NonZeroU32);
+
+/// A worker's sessions, apart from the flow records: a flow holds a `SessionKey`, so the records
+/// own nothing and need no dropping, and the table copies them in and out as plain bytes.
 #[derive(Default)]
+pub struct Sessions(slab::Slab<Box<dyn crate::protocols::Session>>);
+
+impl Sessions {
+    /// Room for `n` sessions up front (as the flow slab: reserved pages cost nothing until
+    /// written, and the slab never grows, copying every session pointer, on the packet path).
+    pub fn with_capacity(n: usize) -> Self {
+        Sessions(slab::Slab::with_capacity(n))
+    }
+    /// Keeps `s`; None when the slab already holds u32::MAX - 1 sessions (never, with a flow
+    /// table's cap below that), which the caller treats as a flow without a session.
+    pub fn insert(&mut self, s: Box<dyn crate::protocols::Session>) -> Option<SessionKey> {
+        let entry = self.0.vacant_entry();
+        let key = u32::try_from(entry.key() + 1)
+            .ok()
+            .and_then(std::num::NonZeroU32::new)?;
+        entry.insert(s);
+        Some(SessionKey(key))
+    }
+    #[inline]
+    pub fn get(&self, k: SessionKey) -> Option<&dyn crate::protocols::Session> {
+        self.0.get(k.0.get() as usize - 1).map(|s| &**s)
+    }
+    #[inline]
+    pub fn get_mut(&mut self, k: SessionKey) -> Option<&mut Box<dyn crate::protocols::Session>> {
+        self.0.get_mut(k.0.get() as usize - 1)
+    }
+    pub fn remove(&mut self, k: SessionKey) -> Option<Box<dyn crate::protocols::Session>> {
+        self.0.try_remove(k.0.get() as usize - 1)
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[derive(Default, Clone, Copy)]
 pub struct Flow {
     pub key: FlowKey,
     pub hash: u64,
@@ -140,7 +186,8 @@ pub struct Flow {
     pub rst: bool,
     /// Indexed by "sent by a" (0: by b, 1: by a).
     pub sent: [SentData; 2],
-    pub session: Option<Box<dyn Session>>,
+    /// The flow's session, in its worker's `Sessions`.
+    pub session: Option<SessionKey>,
     /// Index in `PROTOCOLS` of the analyzer that classified the flow (NONE: classified otherwise).
     pub proto_idx: u8,
     /// Per direction ([server, client]): the sequence number of the next byte expected, from the
@@ -454,7 +501,8 @@ impl FlowTable {
         if let Ok(e) = self.index.find_entry(hash, |&j| j == i) {
             e.remove();
         }
-        let f = std::mem::take(&mut self.slab[i as usize]);
+        let f = self.slab[i as usize];
+        self.slab[i as usize].live = false;
         self.free.push(i);
         self.len -= 1;
         f
@@ -743,5 +791,14 @@ mod tests {
             prop_assert!(t.is_empty() && t.pop_any().is_none());
             prop_assert_eq!(t.check(), Ok(()));
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// The record's size, which the bytes per idle flow in bench/RESULTS.md follow.
+    #[test]
+    fn flow_record_is_168_bytes() {
+        assert_eq!(std::mem::size_of::<super::Flow>(), 168);
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::batch::{Batch, Pkt as BatchPkt};
 use crate::decode::{tcp_flags, Decoded, L4};
-use crate::flow::{Class, Exit, Flow, FlowKey, FlowTable, SentData, MEMO_SLOTS};
+use crate::flow::{Class, Exit, Flow, FlowKey, FlowTable, SentData, Sessions, MEMO_SLOTS};
 use crate::frag::{FragResult, Reassembly};
 use crate::protocols::{self, ftp, icmp, Config, Env, Next, Pkt, Shared, Verdict, PROTOCOLS};
 use crate::timeline::{Collector, Timeline};
@@ -18,6 +18,8 @@ const NOT_REGISTERED: u8 = u8::MAX;
 
 pub struct Worker {
     table: FlowTable,
+    /// The sessions of the table's flows.
+    sessions: Sessions,
     frag: Reassembly,
     frag_buf: Vec<u8>,
     /// The counters, events, settings and shared state the analyzers see (and so does the worker).
@@ -63,6 +65,7 @@ impl Worker {
                 Source::Pcap => FlowTable::for_files(max_flows),
                 Source::Xdp => FlowTable::new(max_flows),
             },
+            sessions: Sessions::with_capacity(max_flows.min(1 << 20)),
             frag: Reassembly::default(),
             frag_buf: Vec::new(),
             env: Env {
@@ -248,10 +251,15 @@ impl Worker {
             None => (self.new_flow(key, src_is_a, d, ts), true),
         };
 
-        let Worker { table, env, .. } = self;
+        let Worker {
+            table,
+            env,
+            sessions,
+            ..
+        } = self;
         let f = table.get(i);
         if new {
-            start_flow(f, d, ts, env);
+            start_flow(f, d, ts, env, sessions);
         }
         let from_client = src_is_a == f.client_is_a;
         let mut closed = false;
@@ -288,16 +296,21 @@ impl Worker {
                 starts,
             };
             match f.class {
-                Class::Unknown => classify(f, &pk, env),
+                Class::Unknown => classify(f, &pk, env, sessions),
                 Class::Known(_) => {
                     if !f.session_done {
-                        if let Some(s) = f.session.as_mut() {
-                            match s.on_packet(&pk, env) {
+                        if let Some(k) = f.session {
+                            let next = match sessions.get_mut(k) {
+                                Some(s) => s.on_packet(&pk, env),
+                                None => Next::Continue,
+                            };
+                            match next {
                                 Next::Continue => {}
                                 Next::Done => f.session_done = true,
                                 Next::Reject => {
                                     // A tentative analyzer gave the flow back: classify again,
                                     // with this packet, without it.
+                                    sessions.remove(k);
                                     f.session = None;
                                     f.class = Class::Unknown;
                                     f.rejected |= 1 << f.proto_idx;
@@ -305,7 +318,7 @@ impl Worker {
                                         starts: f.next_seq,
                                         ..pk
                                     };
-                                    classify(f, &pk, env);
+                                    classify(f, &pk, env, sessions);
                                 }
                             }
                         }
@@ -314,7 +327,7 @@ impl Worker {
             }
         }
         if !payload.is_empty() {
-            account_packets(f, &mut env.c);
+            account_packets(f, &mut env.c, sessions);
         }
         if closed {
             table.mark_closed(i);
@@ -362,7 +375,7 @@ impl Worker {
             Exit::Closed => self.env.c.inc(slot::flows_evicted(EvictReason::Closed)),
             Exit::EndOfInput => {}
         }
-        if let Some(mut s) = f.session.take() {
+        if let Some(mut s) = f.session.take().and_then(|k| self.sessions.remove(k)) {
             s.on_end(f.last_ts, &mut self.env);
             let self_counting = PROTOCOLS
                 .get(f.proto_idx as usize)
@@ -413,7 +426,7 @@ impl Worker {
 /// A new flow's class where its first packet decides it without payload (ICMP, an expected FTP
 /// data connection).
 #[inline(always)]
-fn start_flow(f: &mut Flow, d: &Decoded, ts: i64, env: &mut Env) {
+fn start_flow(f: &mut Flow, d: &Decoded, ts: i64, env: &mut Env, sessions: &mut Sessions) {
     let (c, shared) = (&mut env.c, &mut env.shared);
     match d.l4 {
         L4::Icmp => {
@@ -427,7 +440,7 @@ fn start_flow(f: &mut Flow, d: &Decoded, ts: i64, env: &mut Env) {
                 f.proto_idx = NOT_REGISTERED;
                 c.inc(slot::sessions(Proto::FtpData, d.v6));
                 c.inc(slot::ftp_data(mode));
-                f.session = Some(Box::new(ftp::DataSession::new(d.v6)));
+                f.session = sessions.insert(Box::new(ftp::DataSession::new(d.v6)));
             }
         }
         _ => {}
@@ -457,12 +470,12 @@ const BY_L4: [u32; 3] = {
 };
 
 #[inline(always)]
-fn classify(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env) {
+fn classify(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env, sessions: &mut Sessions) {
     f.payload_pkts = f.payload_pkts.saturating_add(1);
     let maybe = match f.l4 {
-        L4::Tcp => probe_all::<0>(f, pk, env),
-        L4::Udp => probe_all::<1>(f, pk, env),
-        L4::OtherIp => probe_all::<2>(f, pk, env),
+        L4::Tcp => probe_all::<0>(f, pk, env, sessions),
+        L4::Udp => probe_all::<1>(f, pk, env, sessions),
+        L4::OtherIp => probe_all::<2>(f, pk, env, sessions),
         _ => Some(false),
     };
     let Some(maybe) = maybe else { return };
@@ -479,7 +492,12 @@ fn classify(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env) {
 /// rather than one through the registry's function pointer, and the other transports' probes
 /// vanish: a new flow is probed by every analyzer of its transport, so this is on the flood path.
 #[inline(always)]
-fn probe_all<const T: usize>(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env) -> Option<bool> {
+fn probe_all<const T: usize>(
+    f: &mut Flow,
+    pk: &Pkt<'_>,
+    env: &mut Env,
+    sessions: &mut Sessions,
+) -> Option<bool> {
     let mut maybe = false;
     let left = BY_L4[T] & !f.rejected;
     let mut no = 0; // the probes that said no, stored once
@@ -491,7 +509,7 @@ fn probe_all<const T: usize>(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env) -> Optio
                         Verdict::Yes => {
                             f.rejected |= no;
                             no = 0;
-                            if start_session(f, pk, env, $i) {
+                            if start_session(f, pk, env, sessions, $i) {
                                 return None;
                             }
                         }
@@ -511,7 +529,13 @@ fn probe_all<const T: usize>(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env) -> Optio
 /// A probe said yes: the flow becomes `PROTOCOLS[bit]`'s, with its session. False when the
 /// session gave up on its first packet (the probes after it are tried).
 #[inline(never)]
-fn start_session(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env, bit: usize) -> bool {
+fn start_session(
+    f: &mut Flow,
+    pk: &Pkt<'_>,
+    env: &mut Env,
+    sessions: &mut Sessions,
+    bit: usize,
+) -> bool {
     let pr = PROTOCOLS[bit];
     f.class = Class::Known(pr.proto);
     f.proto_idx = bit as u8;
@@ -532,7 +556,7 @@ fn start_session(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env, bit: usize) -> bool 
     if pr.proto == Proto::Tls && (pk.d.sport == 990 || pk.d.dport == 990) {
         env.session(Proto::Ftps, pk.d.v6);
     }
-    f.session = s;
+    f.session = s.and_then(|s| sessions.insert(s));
     true
 }
 
@@ -540,15 +564,18 @@ fn start_session(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env, bit: usize) -> bool 
 /// held pending; else pending (a tentative analyzer, one that may still give the flow back, keeps
 /// them pending too).
 #[inline(always)]
-fn account_packets(f: &mut Flow, c: &mut Counters) {
+fn account_packets(f: &mut Flow, c: &mut Counters, sessions: &Sessions) {
     if let Class::Known(p) = f.class {
-        // Only a session can be tentative: the registry is not consulted for a flow without one.
-        let tentative = f.session.as_ref().is_some_and(|s| {
-            PROTOCOLS
+        // Only a session can be tentative, and only one whose analyzer counts its own sessions:
+        // the registry is not consulted for a flow without a session, nor the session for an
+        // analyzer that does not count itself.
+        let tentative = f.session.is_some()
+            && PROTOCOLS
                 .get(f.proto_idx as usize)
                 .is_some_and(|pr| pr.counts_itself)
-                && !s.counted()
-        });
+            && f.session
+                .and_then(|k| sessions.get(k))
+                .is_some_and(|s| !s.counted());
         if !tentative {
             let n = std::mem::take(&mut f.pending_pkts) as u64 + 1;
             c.add(slot::protocol_packets(p), n);
@@ -634,11 +661,16 @@ mod tests {
 
     /// A UDP packet from 198.18.0.`host`:`sport` to 198.18.1.1:9999 at `ts`, with payload.
     fn udp(b: &mut Batch, ts: i64, host: u8, sport: u16) {
+        udp_to(b, ts, host, sport, 9999)
+    }
+
+    /// The same to port `dport`.
+    fn udp_to(b: &mut Batch, ts: i64, host: u8, sport: u16, dport: u16) {
         let mut d = Decoded {
             l4: L4::Udp,
             proto: 17,
             sport,
-            dport: 9999,
+            dport,
             ..Decoded::default()
         };
         d.src[..4].copy_from_slice(&[198, 18, 0, host]);
@@ -693,5 +725,43 @@ mod tests {
         // Within the timeout it is one session.
         let w = run(&[(0, 1), (59 * S, 1), (118 * S, 1)]);
         assert_eq!((count(&w, other), count(&w, timeout)), (1, 0));
+    }
+
+    /// A flow's session lives in the worker's session slab exactly as long as the flow lives in
+    /// the table: freed when the flow leaves under pressure, on its timeout, at the end of input.
+    #[test]
+    fn sessions_leave_with_their_flows() {
+        let hub = Hub::new();
+        let mut w = Worker::new(
+            100,
+            hub.register(),
+            EventSink::disabled(),
+            Arc::new(Config::default()),
+            Source::Pcap,
+        );
+        // 150 BFD echo flows (each with a session) through a table of 100.
+        let mut b = Batch::new();
+        for host in 0..150u8 {
+            udp_to(&mut b, host as i64 * MS, host, 5000, 3785);
+        }
+        b.now_ns = 149 * MS;
+        w.process(&b);
+        let pressure = slot::flows_evicted(EvictReason::Pressure);
+        assert_eq!(count(&w, pressure), 50);
+        assert_eq!((w.table.len(), w.sessions.len()), (100, 100));
+        // A minute later one new flow: the 100 leave on their timeout, and their slots and
+        // session keys go to new flows without mixing them up.
+        let mut b = Batch::new();
+        for host in 0..3u8 {
+            udp_to(&mut b, 70 * S + host as i64, host, 6000, 3785);
+        }
+        b.now_ns = 70 * S + 2;
+        w.process(&b);
+        let timeout = slot::flows_evicted(EvictReason::Timeout);
+        assert_eq!(count(&w, timeout), 100);
+        assert_eq!((w.table.len(), w.sessions.len()), (3, 3));
+        w.finish_all();
+        assert!(w.sessions.is_empty());
+        assert_eq!(count(&w, slot::BFD_ECHO), 153);
     }
 }
