@@ -1204,7 +1204,8 @@ fn decode_record(
                 parts[pick(p.d.shard, parts.len())].push(at as u32);
             } else if !rows.is_empty() {
                 // Copied once to its worker's row, and this slot taken for the next record.
-                rows[pick(p.d.shard, rows.len())].push(*p);
+                // From slice to slice: `push(*p)` would stage the record on the stack first.
+                rows[pick(p.d.shard, rows.len())].extend_from_slice(std::slice::from_ref(p));
                 pkts.truncate(at);
             }
         }
