@@ -497,7 +497,11 @@ fn do_read(t: ReadTask) {
         mut bufs,
         done,
     } = t;
-    if bufs.data.len() < len {
+    if bufs.data.is_empty() {
+        // A new buffer: zeroed memory asked of the allocator, which fresh pages from the system
+        // already are (no pass over them).
+        bufs.data = vec![0; len.max(BLOCK + SLACK)];
+    } else if bufs.data.len() < len {
         // Buffers keep their length between uses: only growth is zero-filled.
         bufs.data.resize(len, 0);
     }
