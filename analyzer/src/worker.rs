@@ -680,15 +680,19 @@ mod tests {
         b.push(ts, ts, 60, n, d, b"not a known protocol");
     }
 
-    fn run(pkts: &[(i64, u8)]) -> Worker {
-        let hub = Hub::new();
-        let mut w = Worker::new(
+    /// A worker for files with room for 100 flows.
+    fn worker() -> Worker {
+        Worker::new(
             100,
-            hub.register(),
+            Hub::new().register(),
             EventSink::disabled(),
             Arc::new(Config::default()),
             Source::Pcap,
-        );
+        )
+    }
+
+    fn run(pkts: &[(i64, u8)]) -> Worker {
+        let mut w = worker();
         let mut b = Batch::new();
         for &(ts, host) in pkts {
             udp(&mut b, ts, host, 5000);
@@ -731,14 +735,7 @@ mod tests {
     /// the table: freed when the flow leaves under pressure, on its timeout, at the end of input.
     #[test]
     fn sessions_leave_with_their_flows() {
-        let hub = Hub::new();
-        let mut w = Worker::new(
-            100,
-            hub.register(),
-            EventSink::disabled(),
-            Arc::new(Config::default()),
-            Source::Pcap,
-        );
+        let mut w = worker();
         // 150 BFD echo flows (each with a session) through a table of 100.
         let mut b = Batch::new();
         for host in 0..150u8 {
