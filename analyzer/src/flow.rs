@@ -8,6 +8,7 @@
 //! after FIN/RST so retransmissions still find their flow.
 
 use crate::decode::{Decoded, L4};
+use crate::protocols::Session;
 use hashbrown::HashTable;
 use metrics::Proto;
 
@@ -125,10 +126,18 @@ pub enum Class {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionKey(std::num::NonZeroU32);
 
+impl SessionKey {
+    /// The slab's key.
+    #[inline]
+    fn slot(self) -> usize {
+        self.0.get() as usize - 1
+    }
+}
+
 /// A worker's sessions, apart from the flow records: a flow holds a `SessionKey`, so the records
 /// own nothing and need no dropping, and the table copies them in and out as plain bytes.
 #[derive(Default)]
-pub struct Sessions(slab::Slab<Box<dyn crate::protocols::Session>>);
+pub struct Sessions(slab::Slab<Box<dyn Session>>);
 
 impl Sessions {
     /// Room for `n` sessions up front (as the flow slab: reserved pages cost nothing until
@@ -138,7 +147,7 @@ impl Sessions {
     }
     /// Keeps `s`; None when the slab already holds u32::MAX - 1 sessions (never, with a flow
     /// table's cap below that), which the caller treats as a flow without a session.
-    pub fn insert(&mut self, s: Box<dyn crate::protocols::Session>) -> Option<SessionKey> {
+    pub fn insert(&mut self, s: Box<dyn Session>) -> Option<SessionKey> {
         let entry = self.0.vacant_entry();
         let key = u32::try_from(entry.key() + 1)
             .ok()
@@ -147,15 +156,15 @@ impl Sessions {
         Some(SessionKey(key))
     }
     #[inline]
-    pub fn get(&self, k: SessionKey) -> Option<&dyn crate::protocols::Session> {
-        self.0.get(k.0.get() as usize - 1).map(|s| &**s)
+    pub fn get(&self, k: SessionKey) -> Option<&dyn Session> {
+        self.0.get(k.slot()).map(|s| &**s)
     }
     #[inline]
-    pub fn get_mut(&mut self, k: SessionKey) -> Option<&mut Box<dyn crate::protocols::Session>> {
-        self.0.get_mut(k.0.get() as usize - 1)
+    pub fn get_mut(&mut self, k: SessionKey) -> Option<&mut Box<dyn Session>> {
+        self.0.get_mut(k.slot())
     }
-    pub fn remove(&mut self, k: SessionKey) -> Option<Box<dyn crate::protocols::Session>> {
-        self.0.try_remove(k.0.get() as usize - 1)
+    pub fn remove(&mut self, k: SessionKey) -> Option<Box<dyn Session>> {
+        self.0.try_remove(k.slot())
     }
     pub fn len(&self) -> usize {
         self.0.len()
