@@ -375,7 +375,7 @@ impl Worker {
             Exit::Closed => self.env.c.inc(slot::flows_evicted(EvictReason::Closed)),
             Exit::EndOfInput => {}
         }
-        if let Some(mut s) = f.session.take().and_then(|k| self.sessions.remove(k)) {
+        if let Some(mut s) = f.session.and_then(|k| self.sessions.remove(k)) {
             s.on_end(f.last_ts, &mut self.env);
             let self_counting = PROTOCOLS
                 .get(f.proto_idx as usize)
