@@ -3,11 +3,13 @@
 # (where installed) and optionally the sequential reader (SEQUENTIAL=1) in the same run on the same
 # machine: median of RUNS (5) wall-clock runs each, files in the page cache. Meant for a many-core
 # machine (the device tool's 16 cores); the binaries are carried there prebuilt.
-#   usage: [SCENARIOS="mix udp-flood"] [BASELINE_BIN=…] [EXTRA_BINS="name=path …"] [PROFILE_WORKERS="1 16"] [VARIANTS="A=1 B=1,C=2"]
+#   usage: [SCENARIOS="mix udp-flood"] [BASELINE_BIN=…] [EXTRA_BINS="name=path …"] [PIN_CPUS=0-3] [PROFILE_WORKERS="1 16"] [VARIANTS="A=1 B=1,C=2"]
 #          [VARIANT_WORKERS="8 16"] bench/scripts/scale-workers.sh [PACKETS] [WORKERS…]
 #          (default 2000000 packets; 1 2 4 8 12 workers)
 # BASELINE_BIN: an earlier build measured beside BIN at every worker count (same run, same files);
 # EXTRA_BINS="name=path …": more builds measured the same way, each row named after its build.
+# PIN_CPUS="0-3": BIN measured again at every worker count under `taskset -c 0-3` (the reader
+# thread and every worker confined to those CPUs: the "line rate on at most 4 cores" rows).
 # PROFILE_WORKERS: worker counts for which one run prints where each thread's time went
 # (SPANWATCH_PROFILE_THREADS; BASELINE_BIN's too). VARIANTS: space-separated environment settings (commas between
 # several) each measured at VARIANT_WORKERS beside the plain binary.
@@ -53,6 +55,9 @@ for sc in $SCENARIOS; do
     for e in ${EXTRA_BINS:-}; do
       row $sc "${e%%=*}" $w "$(median ${e#*=} read --workers $w "$f")"
     done
+    if [ -n "${PIN_CPUS:-}" ]; then
+      row $sc "cpus-$PIN_CPUS" $w "$(median taskset -c "$PIN_CPUS" $B read --workers $w "$f")"
+    fi
     if [ -n "${SEQUENTIAL:-}" ]; then
       row $sc sequential $w "$(median env SPANWATCH_SEQUENTIAL_READ=1 $B read --workers $w "$f")"
     fi
