@@ -229,9 +229,11 @@ pub struct FlowTable {
     tails: [u32; 3],
     len: usize,
     cap: usize,
-    /// The earliest time a list head can expire, or i64::MIN when a head changed since it was
-    /// worked out (a head's time only grows in place, so it errs early, never late): a clock at
-    /// or before it needs no look at the lists (`due`).
+    /// A time no later than the earliest a list head can expire: a clock at or before it needs
+    /// no look at the lists (`due`). It errs early, never late: a head's time only grows in
+    /// place, and a flow that becomes a head lowers it to its own expiry (`new_head`), so taking
+    /// a head out costs no look at the other lists. A look that finds nothing expired makes it
+    /// exact again (`pop_expired`).
     due: i64,
     /// The index's reservation: it starts smaller when reading files (FIRST_INDEX) and is
     /// given all of this in one step when it fills.
@@ -386,7 +388,7 @@ impl FlowTable {
         f.next = NIL;
         if prev == NIL {
             self.heads[l] = next;
-            self.due = i64::MIN;
+            self.new_head(l, next);
         } else {
             self.slab[prev as usize].next = next;
         }
@@ -419,32 +421,44 @@ impl FlowTable {
         self.slab[i as usize].list == LIST_CLOSED
     }
 
-    /// A clock up to this time expires nothing (i64::MIN: look at the lists first, `may_expire`).
-    /// The packet loop compares each packet's clock with it and calls nothing else when below.
+    /// A clock up to this time expires nothing. The packet loop compares each packet's clock
+    /// with it and calls nothing else when below.
     #[inline(always)]
     pub fn due(&self) -> i64 {
         self.due
     }
 
-    /// Whether any flow can be idle past its timeout at `now` (cheap: most packets ask this and
-    /// the answer is no). When false, `pop_expired(now)` would return None.
+    /// Whether any flow can be idle past its timeout at `now`. When false, `pop_expired(now)`
+    /// would return None.
     #[inline]
-    pub fn may_expire(&mut self, now: i64) -> bool {
-        if self.due == i64::MIN {
-            self.due = (0..3)
-                .filter(|&l| self.heads[l] != NIL)
-                .map(|l| {
-                    self.slab[self.heads[l] as usize]
-                        .last_ts
-                        .saturating_add(TIMEOUTS[l])
-                })
-                .min()
-                .unwrap_or(i64::MAX);
-        }
+    pub fn may_expire(&self, now: i64) -> bool {
         now > self.due
     }
 
-    /// Takes out the next flow idle past its timeout at `now`, if any.
+    /// Flow `head` has become the head of list `l` (a list that is now empty: NIL).
+    #[inline(always)]
+    fn new_head(&mut self, l: usize, head: u32) {
+        if head != NIL {
+            let e = self.slab[head as usize].last_ts.saturating_add(TIMEOUTS[l]);
+            self.due = self.due.min(e);
+        }
+    }
+
+    /// The earliest time a list head can expire (i64::MAX with no flows).
+    fn exact_due(&self) -> i64 {
+        (0..3)
+            .filter(|&l| self.heads[l] != NIL)
+            .map(|l| {
+                self.slab[self.heads[l] as usize]
+                    .last_ts
+                    .saturating_add(TIMEOUTS[l])
+            })
+            .min()
+            .unwrap_or(i64::MAX)
+    }
+
+    /// Takes out the next flow idle past its timeout at `now`, if any. With none left, `due`
+    /// is made exact again.
     pub fn pop_expired(&mut self, now: i64) -> Option<(Flow, Exit)> {
         for list in [LIST_CLOSED, LIST_OTHER, LIST_TCP] {
             let h = self.heads[list as usize];
@@ -459,6 +473,7 @@ impl FlowTable {
                 return Some((self.remove(h), exit));
             }
         }
+        self.due = self.exact_due();
         None
     }
 
@@ -501,7 +516,7 @@ impl FlowTable {
         self.heads = [NIL; 3];
         self.tails = [NIL; 3];
         self.len = 0;
-        self.due = i64::MIN;
+        self.due = i64::MAX;
     }
 
     pub fn remove(&mut self, i: u32) -> Flow {
@@ -525,7 +540,7 @@ impl FlowTable {
         };
         if prev == NIL {
             self.heads[list] = next;
-            self.due = i64::MIN;
+            self.new_head(list, next);
         } else {
             self.slab[prev as usize].next = next;
         }
@@ -556,7 +571,7 @@ impl FlowTable {
         let l = list as usize;
         if tail == NIL {
             self.heads[l] = i;
-            self.due = i64::MIN;
+            self.new_head(l, i);
         } else {
             self.slab[tail as usize].next = i;
         }
@@ -584,6 +599,9 @@ impl FlowTable {
             if self.tails[l] != prev {
                 return Err(format!("bad tail of list {l}"));
             }
+        }
+        if self.due > self.exact_due() {
+            return Err(format!("due {} later than {}", self.due, self.exact_due()));
         }
         if n != self.len || self.index.len() != self.len {
             return Err(format!(
@@ -764,6 +782,25 @@ mod tests {
         }
         let (f, _) = t.pop_expired(MS + UDP_TIMEOUT_NS + 1).unwrap();
         assert_eq!(f.key, kb);
+        t.check().unwrap();
+    }
+
+    /// Taking a head out leaves `due` early (no look at the other lists); the look that finds
+    /// nothing more to expire makes it exact, so the next packets skip the lists again.
+    #[test]
+    fn due_is_early_after_a_head_leaves_and_exact_after_a_look() {
+        const S: i64 = 1_000_000_000;
+        let mut t = FlowTable::new(10);
+        let ((ka, ha), (kb, hb)) = (key(1), key(2));
+        t.insert(&ka, ha, L4::Udp, 0, true);
+        t.insert(&kb, hb, L4::Udp, 10 * S, true);
+        assert_eq!(t.due(), UDP_TIMEOUT_NS);
+        assert!(t.pop_oldest().is_some_and(|f| f.key == ka));
+        assert_eq!(t.due(), UDP_TIMEOUT_NS, "left early");
+        assert!(t.may_expire(UDP_TIMEOUT_NS + 1));
+        assert!(t.pop_expired(UDP_TIMEOUT_NS + 1).is_none());
+        assert_eq!(t.due(), 10 * S + UDP_TIMEOUT_NS);
+        assert!(!t.may_expire(UDP_TIMEOUT_NS + 2));
         t.check().unwrap();
     }
 

@@ -138,7 +138,7 @@ impl Worker {
     fn advance(&mut self, now: i64) {
         if now > self.now {
             self.now = now;
-            if now > self.table.due() && self.table.may_expire(now) {
+            if now > self.table.due() {
                 self.expire(now);
             }
         }
