@@ -460,6 +460,12 @@ impl FlowTable {
     /// Takes out the next flow idle past its timeout at `now`, if any. With none left, `due`
     /// is made exact again.
     pub fn pop_expired(&mut self, now: i64) -> Option<(Flow, Exit)> {
+        self.expired(now).map(|(i, exit)| (self.remove(i), exit))
+    }
+
+    /// The next flow idle past its timeout at `now`, if any (for the caller to end where it
+    /// lies, then `release`). With none left, `due` is made exact again.
+    pub fn expired(&mut self, now: i64) -> Option<(u32, Exit)> {
         for list in [LIST_CLOSED, LIST_OTHER, LIST_TCP] {
             let h = self.heads[list as usize];
             if h != NIL
@@ -470,7 +476,7 @@ impl FlowTable {
                 } else {
                     Exit::Timeout
                 };
-                return Some((self.remove(h), exit));
+                return Some((h, exit));
             }
         }
         self.due = self.exact_due();
@@ -479,6 +485,12 @@ impl FlowTable {
 
     /// Takes out the flow idle the longest, to within `REFRESH` (for pressure eviction).
     pub fn pop_oldest(&mut self) -> Option<Flow> {
+        self.oldest().map(|i| self.remove(i))
+    }
+
+    /// The flow idle the longest, to within `REFRESH` (for the caller to end where it lies, then
+    /// `release`).
+    pub fn oldest(&self) -> Option<u32> {
         let mut best: Option<u32> = None;
         for list in [LIST_CLOSED, LIST_OTHER, LIST_TCP] {
             let h = self.heads[list as usize];
@@ -493,7 +505,7 @@ impl FlowTable {
                 best = Some(h);
             }
         }
-        best.map(|i| self.remove(i))
+        best
     }
 
     /// Takes out any flow.
@@ -519,17 +531,24 @@ impl FlowTable {
         self.due = i64::MAX;
     }
 
+    /// Takes flow `i` out and hands back a copy of its record.
     pub fn remove(&mut self, i: u32) -> Flow {
+        let f = self.slab[i as usize];
+        self.release(i);
+        f
+    }
+
+    /// Takes flow `i` out; its slot is free for the next new flow. Ending a flow where it lies
+    /// and then releasing it copies no record (a full table under a flood does this per packet).
+    pub fn release(&mut self, i: u32) {
         self.unlink(i);
         let hash = self.slab[i as usize].hash;
         if let Ok(e) = self.index.find_entry(hash, |&j| j == i) {
             e.remove();
         }
-        let f = self.slab[i as usize];
         self.slab[i as usize].live = false;
         self.free.push(i);
         self.len -= 1;
-        f
     }
 
     #[inline(always)]

@@ -146,8 +146,8 @@ impl Worker {
 
     #[cold]
     fn expire(&mut self, now: i64) {
-        while let Some((f, why)) = self.table.pop_expired(now) {
-            self.finish(&mut { f }, why);
+        while let Some((i, why)) = self.table.expired(now) {
+            self.end_in_table(i, why);
         }
     }
 
@@ -160,7 +160,8 @@ impl Worker {
     pub fn finish_all(&mut self) {
         let mut table = std::mem::replace(&mut self.table, FlowTable::new(1));
         // Every flow ends here on a flood: the end-of-input case is inlined into the walk.
-        table.drain(|f| self.finish_inline(f, Exit::EndOfInput));
+        let (env, sessions, debug) = (&mut self.env, &mut self.sessions, self.debug_flows);
+        table.drain(|f| end_flow_record(env, sessions, debug, f, Exit::EndOfInput));
         self.table = table;
         self.frag.finish();
         let lost = std::mem::take(&mut self.frag.timed_out);
@@ -338,9 +339,7 @@ impl Worker {
     #[inline(always)]
     fn new_flow(&mut self, key: FlowKey, src_is_a: bool, d: &Decoded, ts: i64) -> u32 {
         if self.table.full() {
-            if let Some(f) = self.table.pop_oldest() {
-                self.finish(&mut { f }, Exit::Pressure);
-            }
+            self.evict_oldest();
         }
         // The client is whoever sent the SYN; a SYN-ACK names the other side; else the first sender.
         let synack = d.l4 == L4::Tcp
@@ -358,68 +357,91 @@ impl Worker {
         } else {
             Exit::Timeout
         };
-        let f = self.table.remove(i);
-        self.finish(&mut { f }, why);
+        self.end_in_table(i, why);
     }
 
-    fn finish(&mut self, f: &mut Flow, why: Exit) {
-        self.finish_inline(f, why)
+    /// Makes room for a new flow: the one idle the longest ends (a full table under a flood:
+    /// every packet; out of the packet loop's registers).
+    #[inline(never)]
+    fn evict_oldest(&mut self) {
+        if let Some(i) = self.table.oldest() {
+            self.end_in_table(i, Exit::Pressure);
+        }
     }
 
-    /// Ends a flow: its session's end, its counts, the debug line.
-    #[inline(always)]
-    fn finish_inline(&mut self, f: &mut Flow, why: Exit) {
-        match why {
-            Exit::Timeout => self.env.c.inc(slot::flows_evicted(EvictReason::Timeout)),
-            Exit::Pressure => self.env.c.inc(slot::flows_evicted(EvictReason::Pressure)),
-            Exit::Closed => self.env.c.inc(slot::flows_evicted(EvictReason::Closed)),
-            Exit::EndOfInput => {}
+    /// Ends flow `i` where it lies in the table, then takes it out.
+    #[cold]
+    #[inline(never)]
+    fn end_in_table(&mut self, i: u32, why: Exit) {
+        let Worker {
+            table,
+            env,
+            sessions,
+            debug_flows,
+            ..
+        } = self;
+        end_flow_record(env, sessions, *debug_flows, table.get(i), why);
+        table.release(i);
+    }
+}
+
+/// Ends a flow: its session's end, its counts, the debug line.
+#[inline(always)]
+fn end_flow_record(
+    env: &mut Env,
+    sessions: &mut Sessions,
+    debug_flows: bool,
+    f: &mut Flow,
+    why: Exit,
+) {
+    match why {
+        Exit::Timeout => env.c.inc(slot::flows_evicted(EvictReason::Timeout)),
+        Exit::Pressure => env.c.inc(slot::flows_evicted(EvictReason::Pressure)),
+        Exit::Closed => env.c.inc(slot::flows_evicted(EvictReason::Closed)),
+        Exit::EndOfInput => {}
+    }
+    if let Some(mut s) = f.session.and_then(|k| sessions.remove(k)) {
+        s.on_end(f.last_ts, env);
+        let self_counting = PROTOCOLS
+            .get(f.proto_idx as usize)
+            .is_some_and(|p| p.counts_itself);
+        if self_counting && !s.counted() {
+            // A tentative analyzer never confirmed its protocol.
+            f.class = Class::Unknown;
         }
-        if let Some(mut s) = f.session.and_then(|k| self.sessions.remove(k)) {
-            s.on_end(f.last_ts, &mut self.env);
-            let self_counting = PROTOCOLS
-                .get(f.proto_idx as usize)
-                .is_some_and(|p| p.counts_itself);
-            if self_counting && !s.counted() {
-                // A tentative analyzer never confirmed its protocol.
-                f.class = Class::Unknown;
-            }
+    }
+    // Usually no packets are pending (a flow without payload, or a known protocol that
+    // counted them as they came).
+    let p = match f.class {
+        Class::Unknown => {
+            let p = other_for(f.l4);
+            env.c.inc(slot::sessions(p, f.key.v6()));
+            p
         }
-        // Usually no packets are pending (a flow without payload, or a known protocol that
-        // counted them as they came).
-        let p = match f.class {
-            Class::Unknown => {
-                let p = other_for(f.l4);
-                self.env.c.inc(slot::sessions(p, f.key.v6()));
-                p
-            }
-            Class::Known(p) => p,
+        Class::Known(p) => p,
+    };
+    if f.pending_pkts != 0 {
+        env.c.add(slot::protocol_packets(p), f.pending_pkts as u64);
+    }
+    if debug_flows {
+        let k = &f.key;
+        let class = match f.class {
+            Class::Known(p) => p.as_str(),
+            Class::Unknown => other_for(f.l4).as_str(),
         };
-        if f.pending_pkts != 0 {
-            self.env
-                .c
-                .add(slot::protocol_packets(p), f.pending_pkts as u64);
-        }
-        if self.debug_flows {
-            let k = &f.key;
-            let class = match f.class {
-                Class::Known(p) => p.as_str(),
-                Class::Unknown => other_for(f.l4).as_str(),
-            };
-            eprintln!(
-                "flow {} {}:{} {}:{} proto {} first {} last {} {:?} {}",
-                class,
-                crate::decode::ip(&k.addr_a(), k.v6()),
-                k.port_a(),
-                crate::decode::ip(&k.addr_b(), k.v6()),
-                k.port_b(),
-                k.proto(),
-                f.first_ts,
-                f.last_ts,
-                why,
-                f.payload_pkts
-            );
-        }
+        eprintln!(
+            "flow {} {}:{} {}:{} proto {} first {} last {} {:?} {}",
+            class,
+            crate::decode::ip(&k.addr_a(), k.v6()),
+            k.port_a(),
+            crate::decode::ip(&k.addr_b(), k.v6()),
+            k.port_b(),
+            k.proto(),
+            f.first_ts,
+            f.last_ts,
+            why,
+            f.payload_pkts
+        );
     }
 }
 
