@@ -491,21 +491,25 @@ impl FlowTable {
     /// The flow idle the longest, to within `REFRESH` (for the caller to end where it lies, then
     /// `release`).
     pub fn oldest(&self) -> Option<u32> {
-        let mut best: Option<u32> = None;
-        for list in [LIST_CLOSED, LIST_OTHER, LIST_TCP] {
-            let h = self.heads[list as usize];
-            if h == NIL {
-                continue;
-            }
-            if list == LIST_CLOSED {
-                best = Some(h); // a closed flow goes first whatever its age
-                break;
-            }
-            if best.is_none_or(|b| self.slab[h as usize].last_ts < self.slab[b as usize].last_ts) {
-                best = Some(h);
-            }
+        // A closed flow goes first whatever its age; then the older of the other two heads.
+        // Written out rather than looped: a full table under a flood asks once per packet.
+        let closed = self.heads[LIST_CLOSED as usize];
+        if closed != NIL {
+            return Some(closed);
         }
-        best
+        let (other, tcp) = (
+            self.heads[LIST_OTHER as usize],
+            self.heads[LIST_TCP as usize],
+        );
+        match (other != NIL, tcp != NIL) {
+            (true, true) => {
+                let older = self.slab[tcp as usize].last_ts < self.slab[other as usize].last_ts;
+                Some(if older { tcp } else { other })
+            }
+            (true, false) => Some(other),
+            (false, true) => Some(tcp),
+            (false, false) => None,
+        }
     }
 
     /// Takes out any flow.
@@ -801,6 +805,28 @@ mod tests {
         }
         let (f, _) = t.pop_expired(MS + UDP_TIMEOUT_NS + 1).unwrap();
         assert_eq!(f.key, kb);
+        t.check().unwrap();
+    }
+
+    /// Pressure eviction takes a closed flow first, else the older of the UDP/other and TCP
+    /// heads (the UDP/other one on a tie).
+    #[test]
+    fn the_oldest_is_closed_first_then_the_older_head() {
+        let mut t = FlowTable::new(10);
+        assert_eq!(t.oldest(), None);
+        let ((ka, ha), (kb, hb), (kc, hc)) = (key(1), key(2), key(3));
+        let udp = t.insert(&ka, ha, L4::Udp, 20, true);
+        assert_eq!(t.oldest(), Some(udp));
+        let tcp = t.insert(&kb, hb, L4::Tcp, 10, true);
+        assert_eq!(t.oldest(), Some(tcp));
+        t.touch(tcp, 20);
+        assert_eq!(t.oldest(), Some(udp), "a tie goes to the UDP/other head");
+        let c = t.insert(&kc, hc, L4::Tcp, 30, true);
+        t.mark_closed(c);
+        assert_eq!(t.oldest(), Some(c));
+        t.release(c);
+        t.release(udp);
+        assert_eq!(t.oldest(), Some(tcp));
         t.check().unwrap();
     }
 

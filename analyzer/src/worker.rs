@@ -4,7 +4,9 @@
 
 use crate::batch::{Batch, Pkt as BatchPkt};
 use crate::decode::{tcp_flags, Decoded, L4};
-use crate::flow::{Class, Exit, Flow, FlowKey, FlowTable, SentData, Sessions, MEMO_SLOTS};
+use crate::flow::{
+    Class, Exit, Flow, FlowKey, FlowTable, SentData, SessionKey, Sessions, MEMO_SLOTS,
+};
 use crate::frag::{FragResult, Reassembly};
 use crate::protocols::{self, ftp, icmp, Config, Env, Next, Pkt, Shared, Verdict, PROTOCOLS};
 use crate::timeline::{Collector, Timeline};
@@ -400,15 +402,8 @@ fn end_flow_record(
         Exit::Closed => env.c.inc(slot::flows_evicted(EvictReason::Closed)),
         Exit::EndOfInput => {}
     }
-    if let Some(mut s) = f.session.and_then(|k| sessions.remove(k)) {
-        s.on_end(f.last_ts, env);
-        let self_counting = PROTOCOLS
-            .get(f.proto_idx as usize)
-            .is_some_and(|p| p.counts_itself);
-        if self_counting && !s.counted() {
-            // A tentative analyzer never confirmed its protocol.
-            f.class = Class::Unknown;
-        }
+    if let Some(k) = f.session {
+        end_session(env, sessions, f, k);
     }
     // Usually no packets are pending (a flow without payload, or a known protocol that
     // counted them as they came).
@@ -424,25 +419,47 @@ fn end_flow_record(
         env.c.add(slot::protocol_packets(p), f.pending_pkts as u64);
     }
     if debug_flows {
-        let k = &f.key;
-        let class = match f.class {
-            Class::Known(p) => p.as_str(),
-            Class::Unknown => other_for(f.l4).as_str(),
-        };
-        eprintln!(
-            "flow {} {}:{} {}:{} proto {} first {} last {} {:?} {}",
-            class,
-            crate::decode::ip(&k.addr_a(), k.v6()),
-            k.port_a(),
-            crate::decode::ip(&k.addr_b(), k.v6()),
-            k.port_b(),
-            k.proto(),
-            f.first_ts,
-            f.last_ts,
-            why,
-            f.payload_pkts
-        );
+        debug_flow_line(f, why);
     }
+}
+
+/// The end of a flow's session (out of line: a flood's flows have none).
+#[inline(never)]
+fn end_session(env: &mut Env, sessions: &mut Sessions, f: &mut Flow, k: SessionKey) {
+    if let Some(mut s) = sessions.remove(k) {
+        s.on_end(f.last_ts, env);
+        let self_counting = PROTOCOLS
+            .get(f.proto_idx as usize)
+            .is_some_and(|p| p.counts_itself);
+        if self_counting && !s.counted() {
+            // A tentative analyzer never confirmed its protocol.
+            f.class = Class::Unknown;
+        }
+    }
+}
+
+/// `SPANWATCH_DEBUG_FLOWS`: a finished flow's 5-tuple and class on stderr (never payload).
+#[cold]
+#[inline(never)]
+fn debug_flow_line(f: &Flow, why: Exit) {
+    let k = &f.key;
+    let class = match f.class {
+        Class::Known(p) => p.as_str(),
+        Class::Unknown => other_for(f.l4).as_str(),
+    };
+    eprintln!(
+        "flow {} {}:{} {}:{} proto {} first {} last {} {:?} {}",
+        class,
+        crate::decode::ip(&k.addr_a(), k.v6()),
+        k.port_a(),
+        crate::decode::ip(&k.addr_b(), k.v6()),
+        k.port_b(),
+        k.proto(),
+        f.first_ts,
+        f.last_ts,
+        why,
+        f.payload_pkts
+    );
 }
 
 /// A new flow's class where its first packet decides it without payload (ICMP, an expected FTP
