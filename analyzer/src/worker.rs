@@ -372,7 +372,6 @@ impl Worker {
     }
 
     /// Ends flow `i` where it lies in the table, then takes it out.
-    #[cold]
     #[inline(never)]
     fn end_in_table(&mut self, i: u32, why: Exit) {
         let Worker {
