@@ -690,10 +690,17 @@ impl Expectations {
     }
 
     /// The announcement a new connection fulfils, if any (either end may be the listener).
+    #[inline]
     pub fn take(&mut self, d: &Decoded, ts: i64) -> Option<DataMode> {
+        // Asked for every new TCP flow; usually nothing is expected (a SYN flood: never).
         if self.map.is_empty() {
             return None;
         }
+        self.take_expected(d, ts)
+    }
+
+    #[inline(never)]
+    fn take_expected(&mut self, d: &Decoded, ts: i64) -> Option<DataMode> {
         for (listener, lport) in [(d.dst, d.dport), (d.src, d.sport)] {
             let k = (listener, d.v6, lport);
             if let Some(e) = self.map.get(&k) {
