@@ -2,8 +2,9 @@
 //! hash computed on the reader (never rehashed), and three intrusive LRU lists (TCP, other, closed)
 //! ordered by last packet time to within 1/64 of their timeout (`REFRESH`), so expiry and
 //! pressure eviction look only at list heads. The flows' sessions live apart, in a slab of their
-//! own (`Sessions`), so a flow record owns nothing: it is copied in and out as plain bytes and a
-//! table is dropped without a look at each record.
+//! own (`Sessions`), so a flow record owns nothing: it is written as plain bytes and a table is
+//! dropped without a look at each record. A flow that leaves is ended where it lies and then
+//! released (`oldest`, `expired`, `release`), not copied out.
 //! Timeouts are in packet time (DESIGN.md §5): TCP 300 s, UDP and others 60 s, and a short linger
 //! after FIN/RST so retransmissions still find their flow.
 
@@ -435,12 +436,17 @@ impl FlowTable {
         now > self.due
     }
 
+    /// When flow `i` of list `l` expires, as its list's head.
+    #[inline(always)]
+    fn expiry(&self, l: usize, i: u32) -> i64 {
+        self.slab[i as usize].last_ts.saturating_add(TIMEOUTS[l])
+    }
+
     /// Flow `head` has become the head of list `l` (a list that is now empty: NIL).
     #[inline(always)]
     fn new_head(&mut self, l: usize, head: u32) {
         if head != NIL {
-            let e = self.slab[head as usize].last_ts.saturating_add(TIMEOUTS[l]);
-            self.due = self.due.min(e);
+            self.due = self.due.min(self.expiry(l, head));
         }
     }
 
@@ -448,11 +454,7 @@ impl FlowTable {
     fn exact_due(&self) -> i64 {
         (0..3)
             .filter(|&l| self.heads[l] != NIL)
-            .map(|l| {
-                self.slab[self.heads[l] as usize]
-                    .last_ts
-                    .saturating_add(TIMEOUTS[l])
-            })
+            .map(|l| self.expiry(l, self.heads[l]))
             .min()
             .unwrap_or(i64::MAX)
     }

@@ -160,11 +160,16 @@ impl Worker {
 
     /// Ends every flow (end of input) and publishes the final counts.
     pub fn finish_all(&mut self) {
-        let mut table = std::mem::replace(&mut self.table, FlowTable::new(1));
         // Every flow ends here on a flood: the end-of-input case is inlined into the walk.
-        let (env, sessions, debug) = (&mut self.env, &mut self.sessions, self.debug_flows);
+        let Worker {
+            table,
+            env,
+            sessions,
+            debug_flows,
+            ..
+        } = self;
+        let debug = *debug_flows;
         table.drain(|f| end_flow_record(env, sessions, debug, f, Exit::EndOfInput));
-        self.table = table;
         self.frag.finish();
         let lost = std::mem::take(&mut self.frag.timed_out);
         self.env
