@@ -1,5 +1,5 @@
-//! The per-worker flow table: a slab of flows indexed by a `hashbrown::HashTable` keyed with the
-//! hash computed on the reader (never rehashed), and three intrusive LRU lists (TCP, other, closed)
+//! The per-worker flow table: a slab of flows indexed (`FlowIndex`) by the hash computed on the
+//! reader (never rehashed), and three intrusive LRU lists (TCP, other, closed)
 //! ordered by last packet time to within 1/64 of their timeout (`REFRESH`), so expiry and
 //! pressure eviction look only at list heads. The flows' sessions live apart, in a slab of their
 //! own (`Sessions`), so a flow record owns nothing: it is written as plain bytes and a table is
@@ -9,8 +9,8 @@
 //! after FIN/RST so retransmissions still find their flow.
 
 use crate::decode::{Decoded, L4};
+use crate::flow_index::FlowIndex;
 use crate::protocols::Session;
-use hashbrown::HashTable;
 use metrics::Proto;
 
 pub const TCP_TIMEOUT_NS: i64 = 300_000_000_000;
@@ -225,7 +225,7 @@ pub enum Exit {
 pub struct FlowTable {
     slab: Vec<Flow>,
     free: Vec<u32>,
-    index: HashTable<u32>,
+    index: FlowIndex,
     heads: [u32; 3],
     tails: [u32; 3],
     len: usize,
@@ -236,18 +236,14 @@ pub struct FlowTable {
     /// a head out costs no look at the other lists. A look that finds nothing expired makes it
     /// exact again (`pop_expired`).
     due: i64,
-    /// The index's reservation: it starts smaller when reading files (FIRST_INDEX) and is
-    /// given all of this in one step when it fills.
-    reserve: usize,
 }
 
-/// Flows the index of a table reading files starts with room for: 7/8 of 256 Ki buckets, about
-/// 1.3 MB, where a capture's flows stay in cache; the reservation for the cap (2 M buckets,
-/// 10 MB at 1 M flows) spreads them over memory, which cost the mix ~9 % of its wall time.
-/// Filling it moves the index to its full size once (a flood past 229 376 flows pays one rehash
-/// of that many entries); live capture reserves the full index up front instead, as a rehash
-/// stalls the packet path for milliseconds.
-pub const FIRST_INDEX: usize = 229_376;
+/// Flows the index of a table reading files starts with room for: 16 Ki buckets, 1 MB, where a
+/// capture's flows stay in cache; room for the cap (12 MB at 1 M flows) spreads them over
+/// memory. Past 3/4 full the index doubles, up to room for the cap, refiled from its own cells (a
+/// flood to 1 M flows refiles 600 K cells in four steps); live capture gives it room for the cap
+/// up front instead, as a refiling stalls the packet path for milliseconds.
+pub const FIRST_INDEX: usize = 86_016;
 
 impl FlowTable {
     pub fn new(cap: usize) -> Self {
@@ -263,13 +259,12 @@ impl FlowTable {
         let cap = cap.max(1);
         // Room for up to 1 M flows up front: a table growing under a flood would rehash its
         // index and move every flow record on the packet path. The slab's reserved pages cost no
-        // memory until a flow is written there; the index's control bytes (one per bucket) do.
+        // memory until a flow is written there; the index's cells (8 bytes, two a flow) do as they fill.
         let pre = cap.min(1 << 20);
         FlowTable {
-            reserve: pre,
             slab: Vec::with_capacity(pre),
             free: Vec::new(),
-            index: HashTable::with_capacity(pre.min(first)),
+            index: FlowIndex::new(pre.min(first), cap),
             heads: [NIL; 3],
             due: i64::MAX,
             tails: [NIL; 3],
@@ -291,9 +286,38 @@ impl FlowTable {
     #[inline]
     pub fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
         let slab = &self.slab;
-        self.index
-            .find(hash, |&i| slab[i as usize].key == *key)
-            .copied()
+        self.index.find(hash, |i| {
+            slab.get(i as usize).is_some_and(|f| f.key == *key)
+        })
+    }
+
+    /// Asks for the index's cache line where a lookup of `hash` starts (a hint, taken a few
+    /// packets ahead of the lookup).
+    #[inline(always)]
+    pub fn prefetch(&self, hash: u64) {
+        self.index.prefetch(hash);
+    }
+
+    /// When `n` new flows could fill the table, asks for the index cells of the `n` flows that
+    /// pressure would end first (along the oldest flow's list: a flood's victims), which their
+    /// eviction looks up by hash. A hint: the victims may turn out otherwise.
+    #[inline(always)]
+    pub fn prefetch_victims(&self, n: usize) {
+        if self.len + n > self.cap {
+            self.prefetch_list(n);
+        }
+    }
+
+    #[inline(never)]
+    fn prefetch_list(&self, n: usize) {
+        let mut i = self.oldest().unwrap_or(NIL);
+        for _ in 0..n {
+            let Some(f) = self.slab.get(i as usize) else {
+                return;
+            };
+            self.index.prefetch(f.hash);
+            i = f.next;
+        }
     }
 
     /// True when inserting would exceed the cap (the caller evicts first).
@@ -330,31 +354,10 @@ impl FlowTable {
                 (self.slab.len() - 1) as u32
             }
         };
-        if self.index.len() == self.index.capacity() && self.index.capacity() < self.reserve {
-            self.reserve_index();
-        }
-        let slab = &self.slab;
-        self.index
-            .insert_unique(hash, i, |&j| slab[j as usize].hash);
+        self.index.insert(hash, i);
         self.attach(i, list, tail);
         self.len += 1;
         i
-    }
-
-    /// Gives the index its whole reservation (a file's table, full at FIRST_INDEX flows).
-    #[cold]
-    #[inline(never)]
-    fn reserve_index(&mut self) {
-        // Built afresh from the slab, in its order, rather than grown: growing rehashes the
-        // index bucket by bucket, each a read of a flow record elsewhere for its hash.
-        let slab = &self.slab;
-        let mut index = HashTable::with_capacity(self.reserve);
-        for (i, f) in slab.iter().enumerate() {
-            if f.live {
-                index.insert_unique(f.hash, i as u32, |&j| slab[j as usize].hash);
-            }
-        }
-        self.index = index;
     }
 
     /// Records a packet at `ts` on flow `i`, and moves the flow to the tail of its list when it
@@ -527,8 +530,8 @@ impl FlowTable {
         for flow in self.slab.iter_mut().filter(|flow| flow.live) {
             f(flow);
         }
-        // A fresh index rather than clearing this one: clearing writes every control byte.
-        self.index = HashTable::new();
+        // A fresh index rather than clearing this one: clearing writes every cell.
+        self.index = FlowIndex::new(0, self.cap);
         self.slab.clear();
         self.free.clear();
         self.heads = [NIL; 3];
@@ -549,9 +552,7 @@ impl FlowTable {
     pub fn release(&mut self, i: u32) {
         self.unlink(i);
         let hash = self.slab[i as usize].hash;
-        if let Ok(e) = self.index.find_entry(hash, |&j| j == i) {
-            e.remove();
-        }
+        self.index.remove(hash, i);
         self.slab[i as usize].live = false;
         self.free.push(i);
         self.len -= 1;
@@ -665,15 +666,16 @@ mod tests {
     }
 
     #[test]
-    fn a_files_index_moves_to_its_reservation_once_full() {
-        let n = FIRST_INDEX as u32 + 1000;
+    fn a_files_index_starts_small_and_doubles() {
+        let n = 3 * FIRST_INDEX as u32 + 1000;
         let mut t = FlowTable::for_files(1 << 20);
         assert_eq!(t.index.capacity(), FIRST_INDEX);
         for i in 0..n {
             let (k, h) = key(i);
             t.insert(&k, h, L4::Udp, i as i64, true);
         }
-        assert!(t.index.capacity() >= 1 << 20, "{}", t.index.capacity());
+        assert_eq!(t.index.capacity(), 4 * FIRST_INDEX);
+        assert_eq!(t.index.len(), n as usize);
         for i in 0..n {
             let (k, h) = key(i);
             assert_eq!(t.find(h, &k), Some(i), "flow {i}");

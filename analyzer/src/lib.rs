@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod decode;
 pub mod flow;
+pub mod flow_index;
 pub mod frag;
 pub mod hash;
 mod parallel;

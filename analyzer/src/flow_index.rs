@@ -1,0 +1,398 @@
+//! The flow table's index: from a flow's hash (computed once, on the reader) to its slot in the
+//! table's slab. An array of 64-byte buckets, each one cache line: seven cells, each a tag (the
+//! top 32 bits of its flow's hash, the lowest of them set, so no tag is 0: 0 is an empty cell)
+//! and a slot, and a count of the flows that overflowed past the bucket. A tag scaled to the
+//! bucket count names the flow's home bucket. A lookup compares the seven tags of its home bucket
+//! at once (two 128-bit compares) and goes on to the next bucket only when flows overflowed past
+//! it, rare below the index's 3/4 fill; so its branches do not turn on where in a run a flow
+//! lies. A flow is deleted by emptying its cell and counting down the overflows on its way, and
+//! the index doubles (up to room for its table's cap) from its own cells, without a look at any
+//! flow record.
+//! It is written here rather than taken from hashbrown because the worker fetches the buckets a
+//! group of packets will probe while it processes the group before (`prefetch`), and hashbrown's
+//! tables do not say where a hash's group lies. On a full table under a flood every packet's
+//! lookup, and the eviction that makes room for it, is otherwise a wait for memory.
+
+/// Cells a bucket has.
+const CELLS: usize = 7;
+
+/// A bucket: `tags[0]` counts the flows filed past it because it was full when they came;
+/// `tags[j]` and `slots[j]`, j from 1 to 7, are its cells. Its masks give bit j for cell j.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Bucket {
+    tags: [u32; 8],
+    slots: [u32; 8],
+}
+
+/// The mask bits of the cells (bit 0 is the count's).
+const CELL_BITS: u32 = 0xfe;
+
+impl Bucket {
+    fn over(&self) -> u32 {
+        self.tags[0]
+    }
+
+    /// Bits set where a cell holds `tag` (0: where it is empty).
+    #[inline(always)]
+    fn matching(&self, tag: u32) -> u32 {
+        tags_eq(&self.tags, tag) & CELL_BITS
+    }
+}
+
+/// Bit j set where `tags[j]` is `tag`: two 128-bit compares.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn tags_eq(tags: &[u32; 8], tag: u32) -> u32 {
+    use safe_arch::{cast_to_m128_from_m128i, cmp_eq_mask_i32_m128i, m128i, move_mask_m128};
+    let key = m128i::from([tag; 4]);
+    let half = |k: usize| {
+        let v = m128i::from([tags[k], tags[k + 1], tags[k + 2], tags[k + 3]]);
+        move_mask_m128(cast_to_m128_from_m128i(cmp_eq_mask_i32_m128i(v, key))) as u32
+    };
+    half(0) | half(4) << 4
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn tags_eq(tags: &[u32; 8], tag: u32) -> u32 {
+    tags_eq_plain(tags, tag)
+}
+
+/// `tags_eq` one tag at a time (other processors; the tests compare the two).
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn tags_eq_plain(tags: &[u32; 8], tag: u32) -> u32 {
+    tags.iter()
+        .enumerate()
+        .fold(0, |m, (j, &t)| m | ((t == tag) as u32) << j)
+}
+
+/// The cell a mask bit stands for.
+#[inline(always)]
+fn cell(m: u32) -> usize {
+    m.trailing_zeros() as usize & 7
+}
+
+pub struct FlowIndex {
+    buckets: Vec<Bucket>,
+    len: usize,
+    /// The most flows it will be asked to hold (its table's cap): it grows no further than that.
+    most: usize,
+}
+
+/// A hash's tag: its top 32 bits, with the highest of them set (an empty cell's is 0).
+#[inline(always)]
+fn tag(hash: u64) -> u32 {
+    (hash >> 32) as u32 | 1 << 31
+}
+
+/// The bucket after `i` of `n` (a power of two), wrapping around.
+#[inline(always)]
+fn next(i: usize, n: usize) -> usize {
+    (i + 1) & (n - 1)
+}
+
+impl FlowIndex {
+    /// An index with room for `n` flows before it grows, that never holds more than `most`.
+    pub fn new(n: usize, most: usize) -> Self {
+        let buckets = n
+            .clamp(1, most.max(1))
+            .saturating_mul(4)
+            .div_ceil(3 * CELLS)
+            .next_power_of_two()
+            .max(2);
+        FlowIndex {
+            buckets: vec![Bucket::default(); buckets],
+            len: 0,
+            most,
+        }
+    }
+
+    /// An index with room for `n` flows before it grows (doubling, with no end).
+    pub fn with_capacity(n: usize) -> Self {
+        FlowIndex::new(n, usize::MAX)
+    }
+
+    /// Flows it holds before it grows (3/4 of its cells).
+    pub fn capacity(&self) -> usize {
+        self.buckets.len() * CELLS * 3 / 4
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bucket a tag belongs to: its low bits (the bucket count is a power of two).
+    #[inline(always)]
+    fn home(&self, tag: u32) -> usize {
+        tag as usize & (self.buckets.len() - 1)
+    }
+
+    /// Asks the processor for the cache line of `hash`'s home bucket (a hint: it changes
+    /// nothing).
+    #[inline(always)]
+    pub fn prefetch(&self, hash: u64) {
+        if let Some(b) = self.buckets.get(self.home(tag(hash))) {
+            prefetch(b);
+        }
+    }
+
+    /// The slot of the flow with `hash` for which `eq` says yes (it is asked about each slot
+    /// whose tag matches).
+    #[inline(always)]
+    pub fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        let tag = tag(hash);
+        let (mut i, buckets) = (self.home(tag), &self.buckets[..]);
+        for _ in 0..buckets.len() {
+            let Some(b) = buckets.get(i) else { break };
+            let mut m = b.matching(tag);
+            while m != 0 {
+                let slot = b.slots[cell(m)];
+                if eq(slot) {
+                    return Some(slot);
+                }
+                m &= m - 1;
+            }
+            if b.over() == 0 {
+                return None;
+            }
+            i = next(i, buckets.len());
+        }
+        None
+    }
+
+    /// Files `slot` under `hash` (the caller knows no cell holds this slot already). Past 3/4
+    /// full, the index first grows: it doubles, or takes room for `most` at once where doubling
+    /// twice would pass that (so the last step starts from a quarter of the end size, not a
+    /// half: both are held while the cells move).
+    #[inline(always)]
+    pub fn insert(&mut self, hash: u64, slot: u32) {
+        if self.len >= self.capacity() {
+            let twice = 2 * self.capacity();
+            let near = self.most > self.len && 2 * twice >= self.most;
+            self.grow_to(if near { twice.max(self.most) } else { twice });
+        }
+        self.put(tag(hash), slot);
+        self.len += 1;
+    }
+
+    /// Files a cell in the first bucket with room from its home on, counting it past the full
+    /// ones.
+    #[inline(always)]
+    fn put(&mut self, tag: u32, slot: u32) {
+        let mut i = self.home(tag);
+        let buckets = &mut self.buckets[..];
+        let n = buckets.len();
+        // At most 3/4 of the cells are taken: the walk meets room.
+        for _ in 0..n {
+            let Some(b) = buckets.get_mut(i) else { break };
+            let e = b.matching(0);
+            if e != 0 {
+                (b.tags[cell(e)], b.slots[cell(e)]) = (tag, slot);
+                return;
+            }
+            b.tags[0] += 1;
+            i = next(i, n);
+        }
+    }
+
+    /// Refiles every cell in an index with room for `n` flows: from the cells alone, as each
+    /// one's tag names its home.
+    #[cold]
+    #[inline(never)]
+    fn grow_to(&mut self, n: usize) {
+        let old = std::mem::replace(self, FlowIndex::new(n, self.most));
+        for b in &old.buckets {
+            for j in 1..=CELLS {
+                if b.tags[j] != 0 {
+                    self.put(b.tags[j], b.slots[j]);
+                }
+            }
+        }
+        self.len = old.len;
+    }
+
+    /// Takes `slot`, filed under `hash`, out; false when it was not there.
+    pub fn remove(&mut self, hash: u64, slot: u32) -> bool {
+        let tag = tag(hash);
+        let home = self.home(tag);
+        let buckets = &mut self.buckets[..];
+        let n = buckets.len();
+        let mut i = home;
+        for _ in 0..n {
+            let Some(b) = buckets.get_mut(i) else { break };
+            let mut m = b.matching(tag);
+            while m != 0 && b.slots[cell(m)] != slot {
+                m &= m - 1;
+            }
+            if m != 0 {
+                b.tags[cell(m)] = 0;
+                // The buckets it was counted past, from its home up to this one.
+                let mut k = home;
+                while k != i {
+                    if let Some(b) = buckets.get_mut(k) {
+                        b.tags[0] -= 1;
+                    }
+                    k = next(k, n);
+                }
+                self.len -= 1;
+                return true;
+            }
+            if b.over() == 0 {
+                return false;
+            }
+            i = next(i, n);
+        }
+        false
+    }
+
+    /// Every slot filed, with its tag (tests).
+    pub fn slots(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.buckets.iter().flat_map(|b| {
+            (1..=CELLS)
+                .filter(|&j| b.tags[j] != 0)
+                .map(|j| (b.tags[j], b.slots[j]))
+        })
+    }
+}
+
+/// A hint to bring `x`'s cache line in; none on processors it has no instruction for.
+#[inline(always)]
+pub fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    safe_arch::prefetch_t0(x);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    /// Hashes whose tags all have the last bucket of a two-bucket index as home, so a bucket
+    /// overflows and the walk wraps around the index's end.
+    fn crowded(n: u64) -> u64 {
+        (n << 4 | 1) << 32 | n
+    }
+
+    #[test]
+    fn finds_what_it_filed_across_a_full_bucket_and_not_what_it_removed() {
+        let mut x = FlowIndex::with_capacity(8);
+        assert_eq!(x.buckets.len(), 2);
+        for s in 0..9 {
+            x.insert(crowded(s as u64), s);
+        }
+        assert_eq!(x.len(), 9);
+        // Seven in the home bucket, two overflowed past it into the first.
+        assert_eq!((x.buckets[1].over(), x.buckets[0].over()), (2, 0));
+        for s in 0..9 {
+            assert_eq!(x.find(crowded(s as u64), |t| t == s), Some(s));
+        }
+        assert!(x.remove(crowded(8), 8));
+        assert!(!x.remove(crowded(8), 8));
+        assert_eq!(x.buckets[1].over(), 1);
+        assert_eq!(x.find(crowded(8), |t| t == 8), None);
+        for s in 0..8 {
+            assert_eq!(x.find(crowded(s as u64), |t| t == s), Some(s), "slot {s}");
+        }
+        for s in 0..8 {
+            assert!(x.remove(crowded(s as u64), s));
+        }
+        assert!(x.is_empty());
+        assert!(x
+            .buckets
+            .iter()
+            .all(|b| b.over() == 0 && b.matching(0) == CELL_BITS));
+    }
+
+    #[test]
+    fn grows_past_three_quarters_full_and_keeps_every_slot() {
+        let mut x = FlowIndex::with_capacity(1);
+        assert_eq!(x.capacity(), 10);
+        for s in 0..1000u32 {
+            x.insert(crowded(s as u64 * 7919), s);
+            assert!(x.len() <= x.capacity());
+        }
+        assert!(x.capacity() >= 1000);
+        for s in 0..1000u32 {
+            assert_eq!(x.find(crowded(s as u64 * 7919), |t| t == s), Some(s));
+        }
+        assert_eq!(x.slots().count(), 1000);
+    }
+
+    #[test]
+    fn takes_room_for_its_most_in_one_step_near_the_end() {
+        let mut x = FlowIndex::new(10, 100);
+        for s in 0..100u32 {
+            x.insert((s as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15), s);
+        }
+        // Room for 10, 21, 42, then straight to room for 100 (32 buckets, 168 flows): doubling
+        // twice more would pass 100.
+        assert_eq!((x.capacity(), x.buckets.len()), (168, 32));
+        for s in 0..100u32 {
+            assert_eq!(
+                x.find((s as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15), |t| t == s),
+                Some(s)
+            );
+        }
+    }
+
+    #[test]
+    fn a_slot_is_asked_about_only_under_its_own_tag() {
+        let mut x = FlowIndex::with_capacity(4);
+        x.insert(7 << 32, 1);
+        x.insert(7 << 32 | 0x10 << 32, 2);
+        let mut asked = vec![];
+        assert_eq!(
+            x.find(7 << 32 | 0x10 << 32, |s| {
+                asked.push(s);
+                true
+            }),
+            Some(2)
+        );
+        assert_eq!(asked, [2]);
+        // A tag of 0 matches no empty cell.
+        assert_eq!(x.find(0, |_| true), None);
+    }
+
+    proptest! {
+        /// The two-compare mask is the one-tag-at-a-time mask, wherever the tags match.
+        #[test]
+        fn tags_compare_alike(tags in proptest::array::uniform8(0u32..4), tag in 0u32..4) {
+            prop_assert_eq!(tags_eq(&tags, tag), tags_eq_plain(&tags, tag));
+        }
+    }
+
+    proptest! {
+        /// Against a map: any mix of inserts and removes, in a small index whose buckets overflow.
+        #[test]
+        fn agrees_with_a_map(ops in proptest::collection::vec((any::<bool>(), 0u64..40), 1..300)) {
+            let mut x = FlowIndex::with_capacity(4);
+            let mut m: HashMap<u32, u64> = HashMap::new();
+            for (add, n) in ops {
+                let (h, s) = (crowded(n), n as u32);
+                if add && !m.contains_key(&s) {
+                    x.insert(h, s);
+                    m.insert(s, h);
+                } else if !add {
+                    prop_assert_eq!(x.remove(h, s), m.remove(&s).is_some());
+                }
+                prop_assert_eq!(x.len(), m.len());
+                for (&s, &h) in &m {
+                    prop_assert_eq!(x.find(h, |t| t == s), Some(s));
+                }
+                for n in 0u64..40 {
+                    if !m.contains_key(&(n as u32)) {
+                        prop_assert_eq!(x.find(crowded(n), |t| t == n as u32), None);
+                    }
+                }
+            }
+        }
+    }
+}
