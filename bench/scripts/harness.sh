@@ -15,7 +15,9 @@ cargo build --release -q -p spanwatch -p spanwatch-bench
 BIN=target/release
 DIR=${DIR:-/tmp/spanwatch-harness}; mkdir -p "$DIR"
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-timeit() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
+# Timed with bash's own clock ($EPOCHREALTIME, bash 5): `$(date)` around a run added the start of
+# a `date` process (~1.5 ms here) to every tool's time.
+timeit() { local s e; s=$EPOCHREALTIME; "$@" >/dev/null 2>&1; e=$EPOCHREALTIME; echo "$e - $s" | bc -l; }
 echo "Machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); $(date -u +%F)."
 echo "Versions: spanwatch $($BIN/spanwatch --version | awk '{print $2}'), ndpiReader $(dpkg-query -W -f='${Version}' libndpi-bin 2>/dev/null), $(tshark --version | head -1), $(tcpdump --version 2>&1 | head -1)."
 echo "Runs: $RUNS rounds, each running every tool once in turn (so a noisy spell of the machine falls on all of them), files in the page cache; seconds are each tool's median; the last column is the ratio of medians and, in brackets, the median, lowest and highest of the rounds' own ratios."
