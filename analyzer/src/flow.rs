@@ -239,9 +239,9 @@ pub struct FlowTable {
 }
 
 /// Flows the index of a table reading files starts with room for: 16 Ki buckets, 1 MB, where a
-/// capture's flows stay in cache; room for the cap (12 MB at 1 M flows) spreads them over
-/// memory. Past 3/4 full the index doubles, up to room for the cap, refiled from its own cells (a
-/// flood to 1 M flows refiles 600 K cells in four steps); live capture gives it room for the cap
+/// capture's flows stay in cache; room for the cap (16 MB at 1 M flows) spreads them over
+/// memory. Past 3/4 full the index doubles, and near the cap takes room for it, refiled from its
+/// own cells each time (a flood to 1 M flows refiles 602 K cells in three steps); live capture gives it room for the cap
 /// up front instead, as a refiling stalls the packet path for milliseconds.
 pub const FIRST_INDEX: usize = 86_016;
 
@@ -259,7 +259,8 @@ impl FlowTable {
         let cap = cap.max(1);
         // Room for up to 1 M flows up front: a table growing under a flood would rehash its
         // index and move every flow record on the packet path. The slab's reserved pages cost no
-        // memory until a flow is written there; the index's cells (8 bytes, two a flow) do as they fill.
+        // memory until a flow is written there; the index's buckets (a 64-byte line for every 5 flows
+        // of room) are written when made.
         let pre = cap.min(1 << 20);
         FlowTable {
             slab: Vec::with_capacity(pre),
@@ -291,14 +292,14 @@ impl FlowTable {
         })
     }
 
-    /// Asks for the index's cache line where a lookup of `hash` starts (a hint, taken a few
+    /// Asks for the index bucket where a lookup of `hash` starts (a hint, taken a few
     /// packets ahead of the lookup).
     #[inline(always)]
     pub fn prefetch(&self, hash: u64) {
         self.index.prefetch(hash);
     }
 
-    /// When `n` new flows could fill the table, asks for the index cells of the `n` flows that
+    /// When `n` new flows could fill the table, asks for the index buckets of the `n` flows that
     /// pressure would end first (along the oldest flow's list: a flood's victims), which their
     /// eviction looks up by hash. A hint: the victims may turn out otherwise.
     #[inline(always)]

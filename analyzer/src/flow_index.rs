@@ -108,8 +108,9 @@ impl FlowIndex {
         }
     }
 
-    /// An index with room for `n` flows before it grows (doubling, with no end).
-    pub fn with_capacity(n: usize) -> Self {
+    /// An index with room for `n` flows before it grows (doubling, with no end: tests).
+    #[cfg(test)]
+    fn with_capacity(n: usize) -> Self {
         FlowIndex::new(n, usize::MAX)
     }
 
@@ -251,7 +252,8 @@ impl FlowIndex {
     }
 
     /// Every slot filed, with its tag (tests).
-    pub fn slots(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+    #[cfg(test)]
+    fn slots(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
         self.buckets.iter().flat_map(|b| {
             (1..=CELLS)
                 .filter(|&j| b.tags[j] != 0)

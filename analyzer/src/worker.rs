@@ -138,7 +138,7 @@ impl Worker {
         self.advance(now_ns);
     }
 
-    /// The next GROUP packets (fewer at the end), their index cells asked for.
+    /// The next GROUP packets (fewer at the end), their index buckets asked for.
     #[inline(always)]
     fn group<'p>(
         &self,
