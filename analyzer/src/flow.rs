@@ -782,7 +782,7 @@ mod tests {
         let due = 2 * MS + UDP_TIMEOUT_NS;
         let mut now = due - 10 * MS;
         let mut popped = Vec::new();
-        while t.len() > 0 {
+        while !t.is_empty() {
             if t.may_expire(now) {
                 while let Some((f, why)) = t.pop_expired(now) {
                     assert_eq!(why, Exit::Timeout);

@@ -97,7 +97,7 @@ fn bench(c: &mut Criterion) {
             || FlowTable::new(200_000),
             |mut t| {
                 for (k, h, l4) in &keys {
-                    t.insert(*k, *h, *l4, 0, true);
+                    t.insert(k, *h, *l4, 0, true);
                 }
                 t
             },
@@ -106,7 +106,7 @@ fn bench(c: &mut Criterion) {
     });
     let mut full = FlowTable::new(200_000);
     for (k, h, l4) in &keys {
-        full.insert(*k, *h, *l4, 0, true);
+        full.insert(k, *h, *l4, 0, true);
     }
     g.bench_function("lookup_hit_100k", |b| {
         b.iter(|| {
