@@ -75,6 +75,11 @@ fn cell(m: u32) -> usize {
 
 pub struct FlowIndex {
     buckets: Vec<Bucket>,
+    /// The bucket count less one (a power of two less one): a tag's low bits under it name
+    /// its home bucket.
+    mask: usize,
+    /// Flows it holds before it grows (3/4 of its cells).
+    room: usize,
     len: usize,
     /// The most flows it will be asked to hold (its table's cap): it grows no further than that.
     most: usize,
@@ -103,6 +108,8 @@ impl FlowIndex {
             .max(2);
         FlowIndex {
             buckets: vec![Bucket::default(); buckets],
+            mask: buckets - 1,
+            room: buckets * CELLS * 3 / 4,
             len: 0,
             most,
         }
@@ -116,7 +123,7 @@ impl FlowIndex {
 
     /// Flows it holds before it grows (3/4 of its cells).
     pub fn capacity(&self) -> usize {
-        self.buckets.len() * CELLS * 3 / 4
+        self.room
     }
 
     pub fn len(&self) -> usize {
@@ -130,7 +137,7 @@ impl FlowIndex {
     /// The bucket a tag belongs to: its low bits (the bucket count is a power of two).
     #[inline(always)]
     fn home(&self, tag: u32) -> usize {
-        tag as usize & (self.buckets.len() - 1)
+        tag as usize & self.mask
     }
 
     /// Asks the processor for the cache line of `hash`'s home bucket (a hint: it changes
@@ -172,8 +179,8 @@ impl FlowIndex {
     /// half: both are held while the cells move).
     #[inline(always)]
     pub fn insert(&mut self, hash: u64, slot: u32) {
-        if self.len >= self.capacity() {
-            let twice = 2 * self.capacity();
+        if self.len >= self.room {
+            let twice = 2 * self.room;
             let near = self.most > self.len && 2 * twice >= self.most;
             self.grow_to(if near { twice.max(self.most) } else { twice });
         }
