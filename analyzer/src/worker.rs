@@ -190,15 +190,8 @@ impl Worker {
     /// Ends every flow (end of input) and publishes the final counts.
     pub fn finish_all(&mut self) {
         // Every flow ends here on a flood: the end-of-input case is inlined into the walk.
-        let Worker {
-            table,
-            env,
-            sessions,
-            debug_flows,
-            ..
-        } = self;
-        let debug = *debug_flows;
-        table.drain(|f| end_flow_record(env, sessions, debug, f, Exit::EndOfInput));
+        let (table, mut ending) = self.table_and_ending();
+        table.drain(|f| ending.end(f, Exit::EndOfInput));
         self.frag.finish();
         let lost = std::mem::take(&mut self.frag.timed_out);
         self.env
@@ -408,6 +401,14 @@ impl Worker {
     /// Ends flow `i` where it lies in the table, then takes it out.
     #[inline(never)]
     fn end_in_table(&mut self, i: u32, why: Exit) {
+        let (table, mut ending) = self.table_and_ending();
+        ending.end(table.get(i), why);
+        table.release(i);
+    }
+
+    /// The flow table, and beside it what ending one of its records needs.
+    #[inline(always)]
+    fn table_and_ending(&mut self) -> (&mut FlowTable, Ending<'_>) {
         let Worker {
             table,
             env,
@@ -415,8 +416,29 @@ impl Worker {
             debug_flows,
             ..
         } = self;
-        end_flow_record(env, sessions, *debug_flows, table.get(i), why);
-        table.release(i);
+        let debug = *debug_flows;
+        (
+            table,
+            Ending {
+                env,
+                sessions,
+                debug,
+            },
+        )
+    }
+}
+
+/// What ending a flow record needs, borrowed from its worker beside the flow table.
+struct Ending<'a> {
+    env: &'a mut Env,
+    sessions: &'a mut Sessions,
+    debug: bool,
+}
+
+impl Ending<'_> {
+    #[inline(always)]
+    fn end(&mut self, f: &mut Flow, why: Exit) {
+        end_flow_record(self.env, self.sessions, self.debug, f, why);
     }
 }
 
