@@ -246,11 +246,16 @@ pub struct FlowTable {
 pub const FIRST_INDEX: usize = 86_016;
 
 impl FlowTable {
+    /// A table for live capture: its index has room for the cap, its pages written now, at
+    /// start, rather than faulted in on the packet path.
     pub fn new(cap: usize) -> Self {
-        Self::with_index(cap, usize::MAX)
+        let mut t = Self::with_index(cap, usize::MAX);
+        t.index.fault_in();
+        t
     }
 
-    /// A table for reading files: its index starts with room for FIRST_INDEX flows.
+    /// A table for reading files: its index starts with room for FIRST_INDEX flows, its pages
+    /// faulted in as flows are filed (by the worker, not by the thread that makes the table).
     pub fn for_files(cap: usize) -> Self {
         Self::with_index(cap, FIRST_INDEX)
     }

@@ -18,7 +18,7 @@ const CELLS: usize = 7;
 
 /// A bucket: `tags[0]` counts the flows filed past it because it was full when they came;
 /// `tags[j]` and `slots[j]`, j from 1 to 7, are its cells. Its masks give bit j for cell j.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, bytemuck::Zeroable)]
 #[repr(C, align(64))]
 struct Bucket {
     tags: [u32; 8],
@@ -74,7 +74,10 @@ fn cell(m: u32) -> usize {
 }
 
 pub struct FlowIndex {
-    buckets: Vec<Bucket>,
+    /// All zero when made: asked of the allocator as zeroed memory, which fresh pages from the
+    /// system already are, so a large index is not written through before its first flow (the
+    /// pages come in as flows are filed).
+    buckets: Box<[Bucket]>,
     /// The bucket count less one (a power of two less one): a tag's low bits under it name
     /// its home bucket.
     mask: usize,
@@ -107,12 +110,18 @@ impl FlowIndex {
             .next_power_of_two()
             .max(2);
         FlowIndex {
-            buckets: vec![Bucket::default(); buckets],
+            buckets: bytemuck::zeroed_slice_box(buckets),
             mask: buckets - 1,
             room: buckets * CELLS * 3 / 4,
             len: 0,
             most,
         }
+    }
+
+    /// Writes every bucket (empty, as it is), so its pages are in memory before the first
+    /// lookup.
+    pub fn fault_in(&mut self) {
+        self.buckets.fill(Bucket::default());
     }
 
     /// An index with room for `n` flows before it grows (doubling, with no end: tests).
