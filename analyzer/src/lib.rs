@@ -16,6 +16,7 @@ mod parallel;
 pub mod pipeline;
 pub mod protocols;
 pub mod source;
+pub mod spin;
 pub mod stream;
 pub mod timeline;
 pub mod timestamps;

@@ -17,6 +17,7 @@ use crate::pipeline::{FileReport, Options, Report};
 use crate::source::pcap::{
     legacy_caplen, legacy_record, legacy_u32, Legacy, PcapFile, LEGACY_HEADER, MAX_RECORD,
 };
+use crate::spin::Spin;
 use crate::timestamps::{self, measure, Anomaly, FlowId, Spacing, EVENTS_PER_SOURCE};
 use crate::worker::Worker;
 use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError};
@@ -124,6 +125,8 @@ struct Ctx {
     /// The spacing check at `link_bps` (its table built once per run).
     spacing: Spacing,
     events: EventSink,
+    /// How a thread with nothing to do spins before it sleeps (the `spin` module).
+    spin: Spin,
 }
 
 struct FileCtx {
@@ -295,6 +298,8 @@ pub(crate) fn run(
         link_bps: opts.link_bps.max(1),
         spacing: Spacing::new(opts.link_bps),
         events: opts.events.clone(),
+        // The reading thread and the workers.
+        spin: Spin::here(n + 1),
     });
     let per_worker_flows = (opts.max_flows / n).max(1);
     let cfg = Arc::new(opts.cfg.clone());
@@ -925,6 +930,10 @@ impl Reader<'_> {
                 continue;
             }
             let (t0, busy0) = (self.side.spent.now(), self.side.spent.busy());
+            let ctx = self.ctx;
+            ctx.spin.until(|| {
+                !self.done_rx.is_empty() || !ctx.reads.is_empty() || !ctx.todo.is_empty()
+            });
             select! {
                 recv(self.done_rx) -> d => if let Ok(d) = d {
                     self.side.spent.waited(t0, busy0);
@@ -993,6 +1002,8 @@ fn take_bufs(ctx: &Ctx, recycle: &Receiver<Bufs>, side: &mut Side) -> Bufs {
             continue;
         }
         let (t0, busy0) = (side.spent.now(), side.spent.busy());
+        ctx.spin
+            .until(|| !recycle.is_empty() || !ctx.reads.is_empty() || !ctx.todo.is_empty());
         select! {
             recv(recycle) -> b => if let Ok(b) = b {
                 side.spent.waited(t0, busy0);
@@ -1325,6 +1336,7 @@ fn worker_loop(
                 break;
             }
             let t0 = side.spent.now();
+            ctx.spin.until(|| !mine.is_empty());
             let got = mine.recv();
             side.spent.blocked += since(t0);
             match got {
@@ -1357,6 +1369,13 @@ fn worker_loop(
             continue;
         }
         let (t0, busy0) = (side.spent.now(), side.spent.busy());
+        // Until the reading is over too: then `todo` closes, which a spin does not see.
+        ctx.spin.until(|| {
+            !mine.is_empty()
+                || !ctx.reads.is_empty()
+                || !ctx.todo.is_empty()
+                || ctx.total.load(Ordering::Relaxed) != u64::MAX
+        });
         select! {
             recv(ctx.reads) -> t => if let Ok(t) = t { read_task(t, &mut side) },
             recv(ctx.todo) -> raw => match raw {
