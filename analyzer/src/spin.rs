@@ -76,8 +76,13 @@ impl Spin {
         }
     }
 
-    /// For `threads` threads on the processors this process may run on.
+    /// For `threads` threads on the processors this process may run on; none where
+    /// `SPANWATCH_SPIN=0` says so (callgrind's counts, which a spin makes vary: under valgrind
+    /// the threads take turns).
     pub fn here(threads: usize) -> Spin {
+        if !wanted(std::env::var_os("SPANWATCH_SPIN").as_deref()) {
+            return Spin::none();
+        }
         Spin::for_threads(
             threads,
             std::thread::available_parallelism().map_or(1, |c| c.get()),
@@ -144,6 +149,11 @@ impl Spin {
     }
 }
 
+/// Whether spinning is wanted, by `SPANWATCH_SPIN`'s value: only "0" says no.
+fn wanted(var: Option<&std::ffi::OsStr>) -> bool {
+    var.is_none_or(|v| v != "0")
+}
+
 /// Whether `runnable` threads (None: not known) each have one of `cpus` processors.
 fn room(runnable: Option<usize>, cpus: usize) -> bool {
     runnable.is_some_and(|r| r <= cpus)
@@ -174,6 +184,13 @@ mod tests {
         assert_eq!(parse_runnable("0.56 0.78 1.02 17/1078 5301"), Some(17));
         assert_eq!(parse_runnable("0.56 0.78 1.02"), None);
         assert_eq!(parse_runnable("0.56 0.78 1.02 x/78 5301"), None);
+    }
+
+    #[test]
+    fn spanwatch_spin_0_turns_spinning_off() {
+        assert!(wanted(None));
+        assert!(wanted(Some("1".as_ref())));
+        assert!(!wanted(Some("0".as_ref())));
     }
 
     #[test]
