@@ -129,6 +129,14 @@ struct Ctx {
     spin: Spin,
 }
 
+impl Ctx {
+    /// A block to read or to partition is waiting for whichever thread is free (what every idle
+    /// thread's spin watches, beside its own channel).
+    fn shared_work(&self) -> bool {
+        !self.reads.is_empty() || !self.todo.is_empty()
+    }
+}
+
 struct FileCtx {
     origin: String,
     link: u32,
@@ -931,9 +939,8 @@ impl Reader<'_> {
             }
             let (t0, busy0) = (self.side.spent.now(), self.side.spent.busy());
             let ctx = self.ctx;
-            ctx.spin.until(|| {
-                !self.done_rx.is_empty() || !ctx.reads.is_empty() || !ctx.todo.is_empty()
-            });
+            ctx.spin
+                .until(|| !self.done_rx.is_empty() || ctx.shared_work());
             select! {
                 recv(self.done_rx) -> d => if let Ok(d) = d {
                     self.side.spent.waited(t0, busy0);
@@ -1002,8 +1009,7 @@ fn take_bufs(ctx: &Ctx, recycle: &Receiver<Bufs>, side: &mut Side) -> Bufs {
             continue;
         }
         let (t0, busy0) = (side.spent.now(), side.spent.busy());
-        ctx.spin
-            .until(|| !recycle.is_empty() || !ctx.reads.is_empty() || !ctx.todo.is_empty());
+        ctx.spin.until(|| !recycle.is_empty() || ctx.shared_work());
         select! {
             recv(recycle) -> b => if let Ok(b) = b {
                 side.spent.waited(t0, busy0);
@@ -1371,10 +1377,7 @@ fn worker_loop(
         let (t0, busy0) = (side.spent.now(), side.spent.busy());
         // Until the reading is over too: then `todo` closes, which a spin does not see.
         ctx.spin.until(|| {
-            !mine.is_empty()
-                || !ctx.reads.is_empty()
-                || !ctx.todo.is_empty()
-                || ctx.total.load(Ordering::Relaxed) != u64::MAX
+            !mine.is_empty() || ctx.shared_work() || ctx.total.load(Ordering::Relaxed) != u64::MAX
         });
         select! {
             recv(ctx.reads) -> t => if let Ok(t) = t { read_task(t, &mut side) },
