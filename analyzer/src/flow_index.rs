@@ -6,8 +6,8 @@
 //! at once (two 128-bit compares) and goes on to the next bucket only when flows overflowed past
 //! it, rare below the index's 3/4 fill; so its branches do not turn on where in a run a flow
 //! lies. A flow is deleted by emptying its cell and counting down the overflows on its way, and
-//! the index doubles (up to room for its table's cap) from its own cells, without a look at any
-//! flow record.
+//! the index grows fourfold (up to room for its table's cap) from its own cells, without a look
+//! at any flow record.
 //! It is written here rather than taken from hashbrown because the worker fetches the buckets a
 //! group of packets will probe while it processes the group before (`prefetch`), and hashbrown's
 //! tables do not say where a hash's group lies. On a full table under a flood every packet's
@@ -124,7 +124,7 @@ impl FlowIndex {
         self.buckets.fill(Bucket::default());
     }
 
-    /// An index with room for `n` flows before it grows (doubling, with no end: tests).
+    /// An index with room for `n` flows before it grows (with no end: tests).
     #[cfg(test)]
     fn with_capacity(n: usize) -> Self {
         FlowIndex::new(n, usize::MAX)
@@ -183,15 +183,16 @@ impl FlowIndex {
     }
 
     /// Files `slot` under `hash` (the caller knows no cell holds this slot already). Past 3/4
-    /// full, the index first grows: it doubles, or takes room for `most` at once where doubling
-    /// twice would pass that (so the last step starts from a quarter of the end size, not a
-    /// half: both are held while the cells move).
+    /// full, the index first grows: to four times its room, or to room for `most` at once where
+    /// the step after that would pass it. Fourfold steps refile fewer cells on the way up (a
+    /// flood to 1 M flows from the files' first index: 430 K cells in two steps, against 602 K
+    /// in three doubling), at the price of an index 3/16 full just after a step.
     #[inline(always)]
     pub fn insert(&mut self, hash: u64, slot: u32) {
         if self.len >= self.room {
-            let twice = 2 * self.room;
-            let near = self.most > self.len && 2 * twice >= self.most;
-            self.grow_to(if near { twice.max(self.most) } else { twice });
+            let next = 4 * self.room;
+            let near = self.most > self.len && 2 * next >= self.most;
+            self.grow_to(if near { next.max(self.most) } else { next });
         }
         self.put(tag(hash), slot);
         self.len += 1;
@@ -224,10 +225,12 @@ impl FlowIndex {
     fn grow_to(&mut self, n: usize) {
         let old = std::mem::replace(self, FlowIndex::new(n, self.most));
         for b in &old.buckets {
-            for j in 1..=CELLS {
-                if b.tags[j] != 0 {
-                    self.put(b.tags[j], b.slots[j]);
-                }
+            // The taken cells, from one compare of the bucket's tags.
+            let mut m = !b.matching(0) & CELL_BITS;
+            while m != 0 {
+                let j = cell(m);
+                self.put(b.tags[j], b.slots[j]);
+                m &= m - 1;
             }
         }
         self.len = old.len;
@@ -345,19 +348,23 @@ mod tests {
     }
 
     #[test]
-    fn takes_room_for_its_most_in_one_step_near_the_end() {
-        let mut x = FlowIndex::new(10, 100);
-        for s in 0..100u32 {
-            x.insert((s as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15), s);
+    fn grows_fourfold_and_takes_room_for_its_most_in_one_step_near_the_end() {
+        let hash = |s: u32| (s as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut x = FlowIndex::new(10, 300);
+        let mut rooms = vec![x.capacity()];
+        for s in 0..300u32 {
+            x.insert(hash(s), s);
+            if rooms.last() != Some(&x.capacity()) {
+                rooms.push(x.capacity());
+            }
         }
-        // Room for 10, 21, 42, then straight to room for 100 (32 buckets, 168 flows): doubling
-        // twice more would pass 100.
-        assert_eq!((x.capacity(), x.buckets.len()), (168, 32));
-        for s in 0..100u32 {
-            assert_eq!(
-                x.find((s as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15), |t| t == s),
-                Some(s)
-            );
+        // Room for 10, then four times that (8 buckets: 42), then straight to room for 300
+        // (64 buckets: 336), as four times 42 would hold fewer than 300 and the step after it
+        // pass 300.
+        assert_eq!(rooms, [10, 42, 336]);
+        assert_eq!(x.buckets.len(), 64);
+        for s in 0..300u32 {
+            assert_eq!(x.find(hash(s), |t| t == s), Some(s));
         }
     }
 
