@@ -21,9 +21,10 @@ use std::process::ExitCode;
 
 /// Sessions, reassembly buffers and parser scratch are small allocations made on the packet path
 /// (one or two per new TLS/HTTP/FTP flow); mimalloc serves them for a fraction of glibc's cost
-/// (bench/RESULTS.md).
+/// (bench/RESULTS.md). Its large allocations, the flow tables above all, are asked to sit on huge
+/// pages (`xdp::huge`).
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: xdp::huge::HugePages<mimalloc::MiMalloc> = xdp::huge::HugePages(mimalloc::MiMalloc);
 
 /// The capture the project made itself (in its lab) that `spanwatch read` analyzes by default.
 const DEFAULT_CAPTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/lab-default.pcap");
@@ -199,6 +200,9 @@ impl std::fmt::Display for Usage {
 impl std::error::Error for Usage {}
 
 fn main() -> ExitCode {
+    if std::env::var_os("SPANWATCH_HUGE_PAGES").is_some_and(|v| v == "0") {
+        xdp::huge::set_enabled(false);
+    }
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Read(a) => read(a),

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use xdpilone::{BufIdx, IfInfo, Socket, SocketConfig, Umem, UmemConfig};
 
 pub mod blast;
+pub mod huge;
 
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/spanwatch.bpf.o"));
 const PROGRAM_NAME: &str = "spanwatch_xsk";

@@ -1,0 +1,145 @@
+//! Huge pages under the process's large heap allocations: a global allocator that hands every
+//! call to the allocator it wraps, and asks the kernel (`madvise(MADV_HUGEPAGE)`) to back each
+//! allocation of `FROM` bytes or more with 2 MiB pages where it can. The flow tables are such
+//! allocations: a slab written in order as flows come and an index read at random, one 4 KiB
+//! page fault for every 24 new flows and a TLB miss on most lookups otherwise. Where transparent
+//! huge pages are off (`never`) the advice is refused and changes nothing; where they are
+//! `always` it is already the kernel's default. It lives here, beside the AF_XDP code, because
+//! this is the crate that holds the project's `unsafe` code.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Allocations from this size up are advised (two huge pages: a smaller one may hold none whole).
+pub const FROM: usize = 4 << 20;
+
+/// The size of a huge page on x86-64 and arm64 with 4 KiB base pages.
+const HUGE: usize = 2 << 20;
+
+/// `A`, with the advice on its large allocations.
+pub struct HugePages<A>(pub A);
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Gives the advice (the default) or not, for the allocations made from now on
+/// (`SPANWATCH_HUGE_PAGES=0`: for hosts where a fresh huge page is slow to come by, such as a
+/// virtual machine whose balloon takes free memory back).
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether an allocation of `size` bytes is advised.
+fn advised(size: usize) -> bool {
+    size >= FROM && ENABLED.load(Ordering::Relaxed)
+}
+
+/// Asks for huge pages under the whole 2 MiB pages within `[p, p + size)`.
+fn advise(p: *mut u8, size: usize) {
+    let start = (p as usize).next_multiple_of(HUGE);
+    let end = (p as usize).saturating_add(size) & !(HUGE - 1);
+    if end > start {
+        // SAFETY: [start, end) lies within an allocation of `size` bytes at `p` that the caller
+        // owns; MADV_HUGEPAGE only tells the kernel how to back those pages (it neither moves,
+        // frees nor changes their contents), and an error leaves them as they were.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
+// SAFETY: every method passes its call to `A` unchanged and returns what `A` returns; the advice
+// given beside it touches no memory's contents or ownership, so `A`'s guarantees are this type's.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for HugePages<A> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller keeps `GlobalAlloc::alloc`'s contract, which is `A::alloc`'s.
+        let p = unsafe { self.0.alloc(layout) };
+        if !p.is_null() && advised(layout.size()) {
+            advise(p, layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let p = unsafe { self.0.alloc_zeroed(layout) };
+        if !p.is_null() && advised(layout.size()) {
+            advise(p, layout.size());
+        }
+        p
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller keeps `GlobalAlloc::realloc`'s contract, which is `A::realloc`'s.
+        let p = unsafe { self.0.realloc(ptr, layout, new_size) };
+        if !p.is_null() && advised(new_size) {
+            advise(p, new_size);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller keeps `GlobalAlloc::dealloc`'s contract, which is `A::dealloc`'s.
+        unsafe { self.0.dealloc(ptr, layout) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::alloc::System;
+
+    /// The process's huge pages in use (`AnonHugePages` of /proc/self/smaps_rollup), in KiB.
+    fn anon_huge_kib() -> Option<u64> {
+        let s = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+        let line = s.lines().find(|l| l.starts_with("AnonHugePages:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    fn thp_mode() -> Option<String> {
+        let s = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").ok()?;
+        let start = s.find('[')? + 1;
+        let end = s[start..].find(']')? + start;
+        Some(s[start..end].to_string())
+    }
+
+    /// Allocates `size` bytes through `a`, writes one byte in every 4 KiB page, and returns by
+    /// how much the process's huge pages grew meanwhile (KiB; None where it cannot be read).
+    fn huge_growth(a: &HugePages<System>, size: usize) -> Option<u64> {
+        let layout = Layout::from_size_align(size, 4096).expect("layout");
+        // SAFETY (test): a layout of non-zero size.
+        let p = unsafe { a.alloc(layout) };
+        assert!(!p.is_null());
+        // SAFETY (test): `p` holds `size` bytes, freshly allocated and used by nothing else.
+        let block = unsafe { std::slice::from_raw_parts_mut(p, size) };
+        let before = anon_huge_kib();
+        for i in (0..size).step_by(4096) {
+            block[i] = 1;
+        }
+        let after = anon_huge_kib();
+        assert!(block.iter().step_by(4096).all(|&b| b == 1));
+        // SAFETY (test): `p` came from `a.alloc` with this layout and is freed once.
+        unsafe { a.dealloc(p, layout) };
+        Some(after?.saturating_sub(before?))
+    }
+
+    #[test]
+    fn large_allocations_are_backed_by_huge_pages_unless_turned_off() {
+        let a = HugePages(System);
+        let size = 64 << 20;
+        let mode = thp_mode();
+        if mode.as_deref() != Some("madvise") && mode.as_deref() != Some("always") {
+            eprintln!("transparent huge pages {mode:?}: nothing to check");
+            return;
+        }
+        let on = huge_growth(&a, size).expect("AnonHugePages");
+        // Most of the 31 or 32 whole huge pages within it (a few may be refused for want of
+        // free 2 MiB blocks; none at all means no advice).
+        assert!(on >= 16 * 2048, "advised: AnonHugePages grew {on} KiB");
+        if mode.as_deref() == Some("madvise") {
+            set_enabled(false);
+            let off = huge_growth(&a, size);
+            set_enabled(true);
+            assert_eq!(off, Some(0), "not advised");
+        }
+    }
+}
