@@ -200,9 +200,12 @@ impl std::fmt::Display for Usage {
 impl std::error::Error for Usage {}
 
 fn main() -> ExitCode {
-    if std::env::var_os("SPANWATCH_HUGE_PAGES").is_some_and(|v| v == "0") {
-        xdp::huge::set_enabled(false);
-    }
+    // Huge pages under the flow tables: SPANWATCH_HUGE_PAGES=0 or 1 says; unset, they are asked
+    // for unless this is a VM whose balloon takes freed huge pages back (xdp::huge::worth_asking).
+    xdp::huge::set_enabled(match std::env::var_os("SPANWATCH_HUGE_PAGES") {
+        Some(v) => v != "0",
+        None => xdp::huge::worth_asking(),
+    });
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Read(a) => read(a),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The throughput harness: generates the scenarios with bench `gen` (seeded, deterministic), then on
-# each file, in the same run, times `spanwatch read` (1 worker and 2; and 1 worker with the
-# sequential reader, SPANWATCH_SEQUENTIAL_READ=1), ndpiReader (Debian
+# each file, in the same run, times `spanwatch read` (1 worker and 2; 1 worker with the
+# sequential reader, SPANWATCH_SEQUENTIAL_READ=1; 1 worker with huge pages asked for and not,
+# SPANWATCH_HUGE_PAGES=1 and 0, whatever this machine's default), ndpiReader (Debian
 # libndpi-bin), `tshark -q -z io,phs` and `tcpdump -r FILE -w /dev/null` (the cost of merely reading
 # it): RUNS rounds of every tool in turn, each tool's median wall-clock time, packets/s, and ratios
 # against spanwatch with one worker (with the median and range of the rounds' own ratios). Writes a Markdown
@@ -24,7 +25,7 @@ echo "Runs: $RUNS rounds, each running every tool once in turn (so a noisy spell
 echo
 echo "| file | packets | tool | seconds | packets/s | spanwatch-1w ÷ tool (time) |"
 echo "|---|---|---|---|---|---|"
-TOOLS="spanwatch-1w spanwatch-2w spanwatch-1w-seq ndpiReader tshark-phs tcpdump-read"
+TOOLS="spanwatch-1w spanwatch-2w spanwatch-1w-seq spanwatch-1w-huge spanwatch-1w-4k ndpiReader tshark-phs tcpdump-read"
 for sc in ${SCENARIOS:-mix udp-flood syn-flood elephant}; do
   f=$DIR/$sc-$N.pcap
   [ -s "$f" ] || "$BIN/gen" --scenario "$sc" --packets "$N" --seed 1 -o "$f" >/dev/null
@@ -37,6 +38,8 @@ for sc in ${SCENARIOS:-mix udp-flood syn-flood elephant}; do
         spanwatch-1w) cmd=("$BIN/spanwatch" read --workers 1 "$f") ;;
         spanwatch-1w-seq) cmd=(env SPANWATCH_SEQUENTIAL_READ=1 "$BIN/spanwatch" read --workers 1 "$f") ;;
         spanwatch-2w) cmd=("$BIN/spanwatch" read --workers 2 "$f") ;;
+        spanwatch-1w-huge) cmd=(env SPANWATCH_HUGE_PAGES=1 "$BIN/spanwatch" read --workers 1 "$f") ;;
+        spanwatch-1w-4k) cmd=(env SPANWATCH_HUGE_PAGES=0 "$BIN/spanwatch" read --workers 1 "$f") ;;
         ndpiReader) cmd=(ndpiReader -q -i "$f") ;;
         tshark-phs) cmd=(tshark -q -z io,phs -r "$f") ;;
         tcpdump-read) cmd=(tcpdump -r "$f" -w /dev/null) ;;
