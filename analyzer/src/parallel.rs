@@ -216,13 +216,17 @@ impl Spent {
         let wall = start.elapsed();
         let other = wall.saturating_sub(self.busy() + self.blocked);
         eprintln!(
-            "thread {name}: wall {:.1} ms, process {:.1}, partition {:.1}, read {:.1}, blocked {:.1}, other {:.1}{}",
+            "thread {name}: wall {:.1} ms, process {:.1}, partition {:.1}, read {:.1}, blocked {:.1}, other {:.1}, page faults {}{}",
             ms(wall),
             ms(self.process),
             ms(self.partition),
             ms(self.read),
             ms(self.blocked),
             ms(other),
+            std::fs::read_to_string("/proc/thread-self/stat")
+                .ok()
+                .and_then(|s| minor_faults(&s))
+                .map_or_else(|| "?".to_string(), |n| n.to_string()),
             if self.blocks > 0 {
                 format!("; blocks hopped {}, by their reading thread {}", self.blocks, self.guessed)
             } else {
@@ -230,6 +234,17 @@ impl Spent {
             }
         );
     }
+}
+
+/// The minor page faults a thread has taken, from its `/proc/thread-self/stat` line (the tenth
+/// field; the name, second, is in parentheses and may hold spaces).
+fn minor_faults(stat: &str) -> Option<u64> {
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(7)?
+        .parse()
+        .ok()
 }
 
 /// Since `t0` (when profiling).
@@ -1401,6 +1416,18 @@ fn worker_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn minor_faults_are_the_tenth_field_whatever_the_name() {
+        let line = "26785 (cat) R 26781 26781 8418 0 -1 4194304 124 0 0 0 0 0 0 0 20 0 1 0";
+        assert_eq!(minor_faults(line), Some(124));
+        let odd = "7 (worker 0) x) S 1 1 1 0 -1 4194368 5591 3 0 0 3 1 0 0 20 0 1 0";
+        assert_eq!(minor_faults(odd), Some(5591));
+        assert_eq!(minor_faults("7 (cut"), None);
+        // This thread's own line reads.
+        let own = std::fs::read_to_string("/proc/thread-self/stat").expect("procfs");
+        assert!(minor_faults(&own).is_some());
+    }
 
     /// A little-endian legacy record: header and `payload`.
     fn record(out: &mut Vec<u8>, sec: u32, payload: &[u8]) {
