@@ -53,9 +53,12 @@ fn reports_free_pages(device: &str, features: &str) -> bool {
     device.trim() == BALLOON && features.as_bytes().get(F_REPORTING) == Some(&b'1')
 }
 
-/// Whether an allocation of `size` bytes is advised.
-fn advised(size: usize) -> bool {
-    size >= FROM && ENABLED.load(Ordering::Relaxed)
+/// `p`, an allocation of `size` bytes just made (null: none), advised when it is large enough.
+fn advised(p: *mut u8, size: usize) -> *mut u8 {
+    if !p.is_null() && size >= FROM && ENABLED.load(Ordering::Relaxed) {
+        advise(p, size);
+    }
+    p
 }
 
 /// Asks for huge pages under the whole 2 MiB pages within `[p, p + size)`.
@@ -77,29 +80,17 @@ fn advise(p: *mut u8, size: usize) {
 unsafe impl<A: GlobalAlloc> GlobalAlloc for HugePages<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller keeps `GlobalAlloc::alloc`'s contract, which is `A::alloc`'s.
-        let p = unsafe { self.0.alloc(layout) };
-        if !p.is_null() && advised(layout.size()) {
-            advise(p, layout.size());
-        }
-        p
+        advised(unsafe { self.0.alloc(layout) }, layout.size())
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as for `alloc`.
-        let p = unsafe { self.0.alloc_zeroed(layout) };
-        if !p.is_null() && advised(layout.size()) {
-            advise(p, layout.size());
-        }
-        p
+        advised(unsafe { self.0.alloc_zeroed(layout) }, layout.size())
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: the caller keeps `GlobalAlloc::realloc`'s contract, which is `A::realloc`'s.
-        let p = unsafe { self.0.realloc(ptr, layout, new_size) };
-        if !p.is_null() && advised(new_size) {
-            advise(p, new_size);
-        }
-        p
+        advised(unsafe { self.0.realloc(ptr, layout, new_size) }, new_size)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
