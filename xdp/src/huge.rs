@@ -12,7 +12,7 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Allocations from this size up are advised (two huge pages: a smaller one may hold none whole).
-pub const FROM: usize = 4 << 20;
+const FROM: usize = 4 << 20;
 
 /// The size of a huge page on x86-64 and arm64 with 4 KiB base pages.
 const HUGE: usize = 2 << 20;
@@ -104,20 +104,22 @@ mod tests {
     use super::*;
     use std::alloc::System;
 
-    /// The process's huge pages in use (`AnonHugePages` of /proc/self/smaps_rollup), in KiB.
+    /// The number after `key` on its line of a procfs file ("AnonHugePages:  2048 kB",
+    /// "thp_fault_fallback 0").
+    fn proc_number(path: &str, key: &str) -> Option<u64> {
+        let s = std::fs::read_to_string(path).ok()?;
+        let rest = s.lines().find_map(|l| l.strip_prefix(key))?;
+        rest.split_whitespace().next()?.parse().ok()
+    }
+
+    /// The process's huge pages in use, in KiB.
     fn anon_huge_kib() -> Option<u64> {
-        let s = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
-        let line = s.lines().find(|l| l.starts_with("AnonHugePages:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
+        proc_number("/proc/self/smaps_rollup", "AnonHugePages:")
     }
 
     /// The kernel's count of huge page faults that fell back to small pages.
     fn thp_fallbacks() -> u64 {
-        let s = std::fs::read_to_string("/proc/vmstat").unwrap_or_default();
-        s.lines()
-            .find_map(|l| l.strip_prefix("thp_fault_fallback "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
+        proc_number("/proc/vmstat", "thp_fault_fallback ").unwrap_or(0)
     }
 
     fn thp_mode() -> Option<String> {
