@@ -314,7 +314,8 @@ pub fn decode(link: u32, frame: &[u8]) -> Result<(Decoded, &[u8]), DecodeError> 
 
 /// `decode` into `d`, which must be `Decoded::default()` (the hot path: the common case is
 /// written in place, with no copy of the result, inlined into its caller).
-#[inline(always)]
+#[cfg_attr(not(feature = "stages"), inline(always))]
+#[cfg_attr(feature = "stages", inline(never))]
 pub fn decode_into<'a>(
     link: u32,
     frame: &'a [u8],

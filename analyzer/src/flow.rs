@@ -290,7 +290,8 @@ impl FlowTable {
         &mut self.slab[i as usize]
     }
 
-    #[inline]
+    #[cfg_attr(not(feature = "stages"), inline)]
+    #[cfg_attr(feature = "stages", inline(never))]
     pub fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
         let slab = &self.slab;
         self.index.find(hash, |i| {
@@ -332,7 +333,8 @@ impl FlowTable {
         self.len >= self.cap
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(feature = "stages"), inline(always))]
+    #[cfg_attr(feature = "stages", inline(never))]
     pub fn insert(&mut self, key: &FlowKey, hash: u64, l4: L4, ts: i64, client_is_a: bool) -> u32 {
         let list = if l4 == L4::Tcp { LIST_TCP } else { LIST_OTHER };
         let tail = self.tails[list as usize];
@@ -369,7 +371,8 @@ impl FlowTable {
 
     /// Records a packet at `ts` on flow `i`, and moves the flow to the tail of its list when it
     /// was put there long enough ago (`REFRESH`).
-    #[inline(always)]
+    #[cfg_attr(not(feature = "stages"), inline(always))]
+    #[cfg_attr(feature = "stages", inline(never))]
     pub fn touch(&mut self, i: u32, ts: i64) {
         let f = &mut self.slab[i as usize];
         if ts > f.last_ts {

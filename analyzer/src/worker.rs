@@ -563,7 +563,8 @@ const BY_L4: [u32; 3] = {
     m
 };
 
-#[inline(always)]
+#[cfg_attr(not(feature = "stages"), inline(always))]
+#[cfg_attr(feature = "stages", inline(never))]
 fn classify(f: &mut Flow, pk: &Pkt<'_>, env: &mut Env, sessions: &mut Sessions) {
     f.payload_pkts = f.payload_pkts.saturating_add(1);
     let maybe = match f.l4 {

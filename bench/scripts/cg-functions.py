@@ -7,7 +7,9 @@ function's cost is everything recorded under its `fn=` entries, whatever file th
 plus (inclusive) the costs of the calls it makes to other functions.
 
 usage: cg-functions.py CALLGRIND_OUT NAME...   prints "NAME<TAB>self<TAB>inclusive" for each
-NAME, summed over the symbols that contain NAME as a substring (Ir, first event only).
+NAME, summed over the symbols that contain NAME as a substring (Ir, first event only); a NAME
+ending in "$" matches only symbols that end with it (a method, not the closures inside it, which
+its inclusive count already holds).
 """
 import re
 import sys
@@ -56,7 +58,10 @@ def main():
         sys.exit(__doc__)
     names, self_cost, incl_calls = parse(sys.argv[1])
     for want in sys.argv[2:]:
-        keys = [k for k, n in names.items() if want in n]
+        if want.endswith("$"):
+            keys = [k for k, n in names.items() if n.endswith(want[:-1])]
+        else:
+            keys = [k for k, n in names.items() if want in n]
         s = sum(self_cost.get(k, 0) for k in keys)
         i = s + sum(incl_calls.get(k, 0) for k in keys)
         print(f"{want}\t{s}\t{i}")
