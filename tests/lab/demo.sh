@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on a machine with no SPAN port: builds spanwatch, brings the lab up (real vsftpd,
-# curl, python3 http.server, openssl, avahi, FRR bfdd/ospfd in network namespaces, the client's link mirrored to a SPAN
+# curl, python3 http.server, openssl, avahi, FRR bfdd/ospfd/ospf6d in network namespaces, the client's link mirrored to a SPAN
 # port), runs `spanwatch live` on that port with /metrics on http://127.0.0.1:9890/metrics, replays
 # the lab's scenarios every few seconds and prints a status line every 3 s. Ctrl-C stops
 # spanwatch (which prints its summary) and tears everything down. Needs root.

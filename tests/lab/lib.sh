@@ -3,7 +3,7 @@
 # the client's link, both directions, is mirrored with `tc … u32 match u32 0 0 action mirred
 # egress mirror` to both SPAN ports (an AF_XDP socket takes the frames it receives, so spanwatch
 # gets one copy and tcpdump the other). Real daemons: vsftpd (plain, FTPS), python3 http.server,
-# openssl s_server and ocsp, avahi-daemon, FRR zebra/bfdd/ospfd; clients curl, lftp, openssl
+# openssl s_server and ocsp, avahi-daemon, FRR zebra/bfdd/ospfd/ospf6d; clients curl, lftp, openssl
 # (Python only where no stock client does the job: a split login, a one-shot mDNS query). Addresses from 198.18.0.0/15 and 2001:db8::/32 only; `lab_down`
 # (run from a trap) removes everything.
 #
@@ -186,8 +186,11 @@ CONF
   done
 }
 
-# FRR on both ends of the link: zebra, bfdd (a BFD peer, RFC 5881) and ospfd (area 0, 1 s hellos,
-# BFD-tracked). Started while the captures run, so BFD and OSPF are seen coming up.
+# FRR on both ends of the link: zebra, bfdd (a BFD peer, RFC 5881, with echo), ospfd (area 0, 1 s
+# hellos) and ospf6d (OSPFv3 over the link-local addresses, area 0, 1 s hellos), each adjacency
+# BFD-tracked: two BFD sessions, the configured IPv4 one and one that ospf6d asks for between the
+# link-local addresses. Started while the captures run, so BFD and both OSPF adjacencies are seen
+# coming up.
 lab_routing_start() {
   chmod 755 "$LAB_WORK"
   local x ns n addr peer dev d daemon
@@ -212,14 +215,21 @@ interface $dev
  ip ospf hello-interval 1
  ip ospf dead-interval 4
  ip ospf bfd
+ ipv6 ospf6 area 0.0.0.0
+ ipv6 ospf6 bfd
+ ipv6 ospf6 hello-interval 1
+ ipv6 ospf6 dead-interval 4
 !
 router ospf
  ospf router-id $addr
  network 198.18.0.0/24 area 0
 !
+router ospf6
+ ospf6 router-id $addr
+!
 CONF
     chown -R frr:frr "$d"
-    for daemon in zebra bfdd ospfd; do
+    for daemon in zebra bfdd ospfd ospf6d; do
       ip netns exec "$ns" "/usr/lib/frr/$daemon" -d -f "$d/frr.conf" -i "$d/$daemon.pid" -z "$d/zserv.api" \
         --vty_socket "$d" -u frr -g frr $([ "$daemon" = bfdd ] && echo "--bfdctl $d/bfdd.sock") 2>>"$d/err.log"
     done
@@ -229,13 +239,14 @@ CONF
   done
 }
 
-# Waits for the OSPF adjacency to be Full and the BFD session Up on the server, then stops the
+# Waits for both OSPF adjacencies to be Full and both BFD sessions Up on the server, then stops the
 # routing daemons without a goodbye (SIGKILL), so what the captures see ends deterministically.
 lab_routing_stop() {
   local d=$LAB_WORK/frr-sv
   for _ in $(seq 30); do
     if ip netns exec "$SV" vtysh --vty_socket "$d" -c 'show ip ospf neighbor' 2>/dev/null | grep -q Full &&
-       ip netns exec "$SV" vtysh --vty_socket "$d" -c 'show bfd peers brief' 2>/dev/null | grep -qi ' up'; then
+       ip netns exec "$SV" vtysh --vty_socket "$d" -c 'show ipv6 ospf6 neighbor' 2>/dev/null | grep -q Full &&
+       [ "$(ip netns exec "$SV" vtysh --vty_socket "$d" -c 'show bfd peers brief' 2>/dev/null | grep -ci ' up')" -ge 2 ]; then
       break
     fi
     sleep 0.5
@@ -251,7 +262,7 @@ lab_routing_stop() {
 LAB_EXPECT='{
   "ftp": 9, "ftp_ipv6": 3, "ftp_data": 6, "ftps": 1, "tls": 9, "ocsp_stapled": 1, "http_ocsp": 1,
   "mdns": 4, "mdns_ipv6": 2,
-  "bfd": 1, "bfd_up": 2, "ospf": 1,
+  "bfd": 2, "bfd_ipv6": 1, "bfd_up": 4, "ospf": 2, "ospf_ipv6": 1, "ospf_v3_hello_seen": 1,
   "bfd_echo_seen": 1, "icmp_unreachable_bfd_seen": 1,
   "logins_accepted": 7, "logins_rejected": 2, "logins_unknown": 0,
   "data_pasv": 2, "data_epsv": 2, "data_port": 1, "data_eprt": 1,

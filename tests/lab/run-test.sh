@@ -83,7 +83,9 @@ def counts(m, src):
         "tls": s("tls", 4) + s("tls", 6),
         "ocsp_stapled": g('spanwatch_ocsp_stapled_total'),
         "mdns": s("mdns", 4) + s("mdns", 6), "mdns_ipv6": s("mdns", 6),
-        "bfd": s("bfd", 4) + s("bfd", 6), "ospf": s("ospf", 4) + s("ospf", 6),
+        "bfd": s("bfd", 4) + s("bfd", 6), "ospf": s("ospf", 4) + s("ospf", 6), "ospf_ipv6": s("ospf", 6),
+        "bfd_ipv6": s("bfd", 6),
+        "ospf_v3_hello": g('spanwatch_ospf_packets_total{version="3",type="hello"}'),
         "bfd_up": g('spanwatch_bfd_state_changes_total{state="up"}'),
         "bfd_echo": g('spanwatch_bfd_echo_packets_total'),
         "icmp_unreachable_bfd": g('spanwatch_icmp_errors_total{type="dest_unreachable",protocol="bfd"}'),
@@ -94,6 +96,7 @@ offline = counts(load(f"{out}/offline.prom"), "pcap")
 for c in (live, offline):
     c["bfd_echo_seen"] = int(c["bfd_echo"] > 0)
     c["icmp_unreachable_bfd_seen"] = int(c["icmp_unreachable_bfd"] > 0)
+    c["ospf_v3_hello_seen"] = int(c["ospf_v3_hello"] > 0)
 bad = []
 for k, v in expect.items():
     if live[k] != v: bad.append(f"live {k} = {live[k]}, constructed {v}")
