@@ -30,18 +30,19 @@ stages=(
 )
 printf '| scenario | packets | whole process | stages build: whole process |'; for s in "${stages[@]}"; do printf ' %s |' "${s%%|*}"; done; echo
 printf '|---|---|---|---|'; for s in "${stages[@]}"; do printf -- '---|'; done; echo
+# BIN OUT: the whole process's instructions on "$f" (with $opts); callgrind's output file in OUT.
+# No spinning: under valgrind the threads take turns, and a spin's length would vary the counts.
+count() {
+  # shellcheck disable=SC2086 # $opts is a list of options
+  SPANWATCH_SPIN=0 valgrind --tool=callgrind --callgrind-out-file="$2" "$1" read --workers 1 $opts "$f" >/dev/null 2>"$DIR/err"
+  awk '/Collected :/ {print $NF}' "$DIR/err"
+}
 # The last row is the UDP flood against a table capped at 6 % of its flows: a full table evicts
 # the oldest flow for each new one from then on, the steady state of any long flood.
 for run in mix udp-flood syn-flood elephant "udp-flood --max-flows $((N * 6 / 100))"; do
   sc=${run%% *}; opts=${run#"$sc"}
   f=$DIR/$sc.pcap
   pk=$(target/release/gen --scenario "$sc" --packets "$N" --seed 1 -o "$f" | python3 -c 'import json,sys; print(json.load(sys.stdin)["packets"])')
-  # No spinning: under valgrind the threads take turns, and a spin's length would vary the counts.
-  count() {  # BIN OUT: the whole process's instructions; callgrind's output file in OUT
-    # shellcheck disable=SC2086 # $opts is a list of options
-    SPANWATCH_SPIN=0 valgrind --tool=callgrind --callgrind-out-file="$2" "$1" read --workers 1 $opts "$f" >/dev/null 2>"$DIR/err"
-    awk '/Collected :/ {print $NF}' "$DIR/err"
-  }
   total=$(count target/release/spanwatch "$DIR/cg")
   staged=$(count "$STAGES_BIN" "$DIR/cg-stages")
   printf '| %s | %s | %.0f | %.0f |' "$run" "$pk" "$(echo "$total / $pk" | bc -l)" "$(echo "$staged / $pk" | bc -l)"
