@@ -221,6 +221,51 @@ fn timestamp_events(files: &[PathBuf], workers: usize, sequential: bool) -> Vec<
     lines
 }
 
+/// The FTP login events of reading `files` with `workers` workers (sequential reader or
+/// parallel), as "client port, outcome, packet number" lines, sorted.
+fn login_numbers(files: &[PathBuf], workers: usize, sequential: bool) -> Vec<String> {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"));
+    cmd.args(["read", "--workers", &workers.to_string(), "--events", "-"])
+        .args(files);
+    if sequential {
+        cmd.env("SPANWATCH_SEQUENTIAL_READ", "1");
+    }
+    let (o, err) = common::run(&mut cmd);
+    assert!(o.status.success(), "{err}");
+    let mut lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"]["action"] == "ftp-cleartext-login")
+        .map(|v| {
+            format!(
+                "{} {} {}",
+                v["source"]["port"], v["event"]["outcome"], v["spanwatch"]["packet_number"]
+            )
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// A login event names the packet of its PASS command by its number in the file, as tshark
+/// numbers frames, whichever reader ran: the parallel reader numbers a block's packets from 0
+/// and each worker adds the number of the block's first record.
+#[test]
+fn same_login_packet_numbers() {
+    let lab = common::default_capture();
+    // The lab capture's first login: its PASS is frame 11 (tshark).
+    let seq = login_numbers(std::slice::from_ref(&lab), 1, true);
+    assert!(seq.iter().any(|l| l.ends_with(" 11")), "{seq:?}");
+    let (mix, _) = generated("logins.pcap", Scenario::Mix, 30_000);
+    for files in [vec![lab.clone()], vec![mix.clone()], vec![mix, lab]] {
+        let seq = login_numbers(&files, 1, true);
+        assert!(seq.len() >= 5, "{} login events", seq.len());
+        for w in [1, 3, 5] {
+            assert_eq!(seq, login_numbers(&files, w, false), "{w} workers");
+        }
+    }
+}
+
 /// The timestamp events (rate-limited per file, so their choice depends on file order) are the
 /// same lines whichever reader ran.
 #[test]

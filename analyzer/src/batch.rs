@@ -15,7 +15,9 @@ pub struct Pkt {
     /// The producer's clock when it read this packet: the latest capture time seen so far in any
     /// source. Workers expire flows by it, so expiry does not depend on how packets were sharded.
     pub clock_ns: i64,
-    /// Number of this packet in its source (1-based, like tshark's frame.number).
+    /// Number of this packet in its source (1-based, like tshark's frame.number), less the
+    /// worker's number base (`Worker::set_number_base`: the parallel reader numbers a block's
+    /// packets from 0 and gives the number of its first).
     pub number: u64,
     pub payload_off: u32,
     pub payload_len: u32,

@@ -1,14 +1,18 @@
 //! The parallel offline reader for legacy (libpcap) captures, so that reading a file scales with
 //! the workers. The reader thread only finds where blocks of whole records begin and end, by
 //! hopping record headers in order; reading the blocks (`pread`, 256 KiB each) and turning them
-//! into work — decoding every frame, checking its timestamp against the one before, sharding it
-//! by the address-pair hash — is done by whichever thread is free (a worker with nothing to
-//! process, the reader waiting for a read): any block, in any order. Every worker then takes its
-//! share of every block in file order, so each flow's packets, the capture clock and the
-//! timestamp events arrive exactly as the sequential pipeline delivers them, and the counts are
-//! the same (tests/parallel.rs compares the two). A gzip capture is read as a stream by the
-//! reader thread instead. Buffers are pooled: a block goes back to the pool when the last worker
-//! lets go of it.
+//! into work — decoding every frame, checking its timestamp against the one before, sharding it by
+//! the address-pair hash — is done by whichever thread is free (a worker with nothing to process,
+//! the reader waiting for a read): any block, in any order. From three workers on, the thread that
+//! reads a block also partitions it from where its records appear to start, while its bytes are in
+//! that thread's cache; the reader takes that work when the guess proves right (and the block's
+//! first record passes its timestamp check against the block before), and otherwise has the block
+//! partitioned again. Packets are numbered within their block, and the block carries the number of
+//! its first. Every worker then takes its share of every block in file order, so each flow's
+//! packets, the capture clock and the timestamp events arrive exactly as the sequential pipeline
+//! delivers them, and the counts are the same (tests/parallel.rs compares the two). A gzip capture
+//! is read as a stream by the reader thread instead. Buffers are pooled: a block goes back to the
+//! pool when the last worker lets go of it.
 
 use crate::batch::{Batch, Pkt};
 use crate::decode::{decode, decode_into, Decoded};
@@ -45,10 +49,11 @@ type Range = (u32, u32);
 /// per file, so it is spent in file order) when the block is processed.
 struct Cand {
     negative: bool,
+    /// The record's place in its block (0 for the first; the block's `first_number` makes it
+    /// the number in the file).
     number: u64,
     delta: i64,
     ts: i64,
-    prev_number: u64,
     /// The frame, and the previous one (None: the block's `prev_frame`), as ranges of `data`.
     frame: Range,
     prev: Option<Range>,
@@ -78,6 +83,11 @@ struct Bufs {
     cands: Vec<Cand>,
     /// The frame of the record before the block's first (for an event naming its flow).
     prev_frame: Vec<u8>,
+    /// What the thread that read the block found partitioning it from its guessed first record
+    /// (three workers or more; `spec_ok`: it did), for the reader to take if the guess was
+    /// right. Boxed: buffers move through channels, and this need not move with them.
+    spec: Box<Filled>,
+    spec_ok: bool,
 }
 
 /// A block as read: whole records, not yet decoded.
@@ -98,6 +108,9 @@ struct RawBlock {
 struct Block {
     seq: u64,
     file: usize,
+    /// The number of the block's first record in its file (packets and candidates are numbered
+    /// from 0 within the block).
+    first_number: u64,
     /// The latest capture time within the block.
     clock: i64,
     bufs: Bufs,
@@ -178,6 +191,8 @@ struct Spent {
     /// Blocks the reader hopped, and of those, how many the reading thread's guess covered.
     blocks: u64,
     guessed: u64,
+    /// Blocks handed on as their reading thread partitioned them.
+    filled: u64,
 }
 
 impl Spent {
@@ -191,6 +206,7 @@ impl Spent {
             blocked: Duration::ZERO,
             blocks: 0,
             guessed: 0,
+            filled: 0,
         }
     }
     /// Now, when profiling.
@@ -228,7 +244,10 @@ impl Spent {
                 .and_then(|s| minor_faults(&s))
                 .map_or_else(|| "?".to_string(), |n| n.to_string()),
             if self.blocks > 0 {
-                format!("; blocks hopped {}, by their reading thread {}", self.blocks, self.guessed)
+                format!(
+                    "; blocks hopped {}, by their reading thread {}, partitioned by it {}",
+                    self.blocks, self.guessed, self.filled
+                )
             } else {
                 String::new()
             }
@@ -254,10 +273,8 @@ fn since(t0: Option<Instant>) -> Duration {
 }
 
 /// Runs a read task, counting its time.
-fn read_task(t: ReadTask, side: &mut Side) {
-    let t0 = side.spent.now();
-    do_read(t);
-    side.spent.read += since(t0);
+fn read_task(t: ReadTask, ctx: &Ctx, side: &mut Side) {
+    do_read(t, ctx, side);
 }
 
 /// The files `run` can read in parallel: every one a legacy capture opened from a path.
@@ -428,6 +445,8 @@ struct FileState {
 /// A block for a thread to read with `pread` (into `bufs.data`, from `off`, `len` bytes).
 struct ReadTask {
     file: Arc<std::fs::File>,
+    /// The file's index among the run's files.
+    fi: usize,
     k: u64,
     off: u64,
     len: usize,
@@ -512,9 +531,10 @@ fn hop_one<const BIG_ENDIAN: bool>(data: &[u8], at: usize, own: usize) -> Option
 /// then, while the bytes are in this thread's cache, hops the block's records from where they
 /// appear to start. Any thread may run it: reading and hopping are what runs in parallel; the
 /// reader thread only checks that each guess meets the end of the block before.
-fn do_read(t: ReadTask) {
+fn do_read(t: ReadTask, ctx: &Ctx, side: &mut Side) {
     let ReadTask {
         file,
+        fi,
         k,
         off,
         len,
@@ -525,6 +545,7 @@ fn do_read(t: ReadTask) {
         mut bufs,
         done,
     } = t;
+    let t0 = side.spent.now();
     if bufs.data.is_empty() {
         // A new buffer: zeroed memory asked of the allocator, which fresh pages from the system
         // already are (no pass over them).
@@ -545,6 +566,35 @@ fn do_read(t: ReadTask) {
         }
         _ => None,
     };
+    side.spent.read += since(t0);
+    // While the block's bytes are in this thread's cache, partition its records from the
+    // guessed first one: the reader takes the result if the guess meets where the block
+    // before ended at its first record.
+    bufs.spec_ok = false;
+    if let Some(h) = hop {
+        let t0 = side.spent.now();
+        let range = (h.path[0], h.end as u32);
+        let f = &ctx.files[fi];
+        let filled = match (big_endian, ns) {
+            (false, false) => {
+                fill::<false, false, true>(&mut bufs, range, h.records, None, f, ctx, &mut side.c)
+            }
+            (false, true) => {
+                fill::<false, true, true>(&mut bufs, range, h.records, None, f, ctx, &mut side.c)
+            }
+            (true, false) => {
+                fill::<true, false, true>(&mut bufs, range, h.records, None, f, ctx, &mut side.c)
+            }
+            (true, true) => {
+                fill::<true, true, true>(&mut bufs, range, h.records, None, f, ctx, &mut side.c)
+            }
+        };
+        if let Some(filled) = filled {
+            *bufs.spec = filled;
+            bufs.spec_ok = true;
+        }
+        side.spent.partition += since(t0);
+    }
     let _ = done.send((k, bufs, r, hop));
 }
 
@@ -663,7 +713,54 @@ impl Reader<'_> {
         take_bufs(self.ctx, &self.recycle, &mut self.side)
     }
 
-    /// Hands on the records in `bufs.data[range]` (`records` of them, the last at `last`).
+    /// Takes the block of `records` records, the last at `last`, as the file's next: returns the
+    /// time of the record before its first (None at the start of the file) and the number of
+    /// its first.
+    fn take_place(
+        &mut self,
+        st: &mut FileState,
+        data: &[u8],
+        records: u64,
+        last: usize,
+    ) -> (Option<i64>, u64) {
+        let f = &self.ctx.files[st.fi];
+        let (prev, first_number) = (st.prev, st.fr.frames + 1);
+        st.fr.frames += records;
+        // The block's last record is the next one's "previous".
+        if let Some((ts, _, frame, _)) = legacy_record(&data[last..], f.big_endian, f.ns) {
+            st.prev = Some(ts);
+            st.prev_frame.clear();
+            st.prev_frame.extend_from_slice(frame);
+        }
+        (prev, first_number)
+    }
+
+    /// Hands on a block its reading thread partitioned (`sp`), once its first record's time is
+    /// checked against the record before it, which that thread could not see. A first record
+    /// with an unusual delta (counted and perhaps reported with the rest of the file's, in
+    /// order) sends the block to be partitioned again the usual way.
+    fn emit_filled(&mut self, st: &mut FileState, mut bufs: Bufs, last: usize) {
+        let ctx = self.ctx;
+        let mut sp = std::mem::take(&mut *bufs.spec);
+        let f = &ctx.files[st.fi];
+        if let Some(prev) = st.prev {
+            let first = legacy_record(&bufs.data[sp.range.0 as usize..], f.big_endian, f.ns);
+            match first {
+                Some((ts, wire_len, _, _)) if ctx.spacing.possible(ts - prev, wire_len) => {
+                    sp.iat.observe((ts - prev) as u64);
+                }
+                _ => return self.emit(st, bufs, sp.range, sp.records, last),
+            }
+        }
+        let (_, first_number) = self.take_place(st, &bufs.data, sp.records, last);
+        self.side.spent.filled += 1;
+        let seq = self.seq;
+        self.seq += 1;
+        hand_on(ctx, &mut self.side, seq, st.fi, first_number, &sp, bufs);
+    }
+
+    /// Hands on the records in `bufs.data[range]` (`records` of them, the last at `last`) to be
+    /// partitioned.
     fn emit(
         &mut self,
         st: &mut FileState,
@@ -672,18 +769,9 @@ impl Reader<'_> {
         records: u64,
         last: usize,
     ) {
-        let ctx = self.ctx;
-        let f = &ctx.files[st.fi];
         bufs.prev_frame.clear();
         bufs.prev_frame.extend_from_slice(&st.prev_frame);
-        let (prev, first_number) = (st.prev, st.fr.frames + 1);
-        st.fr.frames += records;
-        // The block's last record is the next one's "previous".
-        if let Some((ts, _, frame, _)) = legacy_record(&bufs.data[last..], f.big_endian, f.ns) {
-            st.prev = Some(ts);
-            st.prev_frame.clear();
-            st.prev_frame.extend_from_slice(frame);
-        }
+        let (prev, first_number) = self.take_place(st, &bufs.data, records, last);
         let raw = RawBlock {
             seq: self.seq,
             file: st.fi,
@@ -812,6 +900,7 @@ impl Reader<'_> {
                 let len = (BLOCK + SLACK).min((size - off) as usize);
                 let _ = self.reads.send(ReadTask {
                     file: file.clone(),
+                    fi: st.fi,
                     k: issued,
                     off,
                     len,
@@ -918,12 +1007,18 @@ impl Reader<'_> {
                 s += len;
                 records += 1;
             }
+            let spec_ok = std::mem::take(&mut bufs.spec_ok);
             if records == 0 {
                 let _ = self.ctx.recycle.send(bufs);
                 continue;
             }
             let range = ((first - bstart) as u32, (s - bstart) as u32);
-            self.emit(st, bufs, range, records, last);
+            // Whether the reading thread partitioned exactly these records.
+            if spec_ok && bufs.spec.range == range && bufs.spec.records == records {
+                self.emit_filled(st, bufs, last);
+            } else {
+                self.emit(st, bufs, range, records, last);
+            }
             progress(s);
         }
         // Reading stopped early: take back the blocks still being read.
@@ -949,7 +1044,7 @@ impl Reader<'_> {
                 continue;
             }
             if let Ok(t) = self.ctx.reads.try_recv() {
-                read_task(t, &mut self.side);
+                read_task(t, self.ctx, &mut self.side);
                 continue;
             }
             let (t0, busy0) = (self.side.spent.now(), self.side.spent.busy());
@@ -961,7 +1056,7 @@ impl Reader<'_> {
                     self.side.spent.waited(t0, busy0);
                     return d
                 },
-                recv(self.ctx.reads) -> t => if let Ok(t) = t { read_task(t, &mut self.side) },
+                recv(self.ctx.reads) -> t => if let Ok(t) = t { read_task(t, self.ctx, &mut self.side) },
                 recv(self.ctx.todo) -> raw => if let Ok(raw) = raw {
                     partition(raw, self.ctx, &mut self.side)
                 },
@@ -1020,7 +1115,7 @@ fn take_bufs(ctx: &Ctx, recycle: &Receiver<Bufs>, side: &mut Side) -> Bufs {
             continue;
         }
         if let Ok(t) = ctx.reads.try_recv() {
-            read_task(t, side);
+            read_task(t, ctx, side);
             continue;
         }
         let (t0, busy0) = (side.spent.now(), side.spent.busy());
@@ -1030,7 +1125,7 @@ fn take_bufs(ctx: &Ctx, recycle: &Receiver<Bufs>, side: &mut Side) -> Bufs {
                 side.spent.waited(t0, busy0);
                 return b
             },
-            recv(ctx.reads) -> t => if let Ok(t) = t { read_task(t, side) },
+            recv(ctx.reads) -> t => if let Ok(t) = t { read_task(t, ctx, side) },
             recv(ctx.todo) -> raw => if let Ok(raw) = raw { partition(raw, ctx, side) },
         }
         side.spent.waited(t0, busy0);
@@ -1062,9 +1157,45 @@ fn partition_as<const BIG_ENDIAN: bool, const NS: bool>(raw: RawBlock, ctx: &Ctx
         mut bufs,
     } = raw;
     let f = &ctx.files[file];
-    let (src, bps) = (Source::Pcap, ctx.link_bps);
-    let spacing = &ctx.spacing;
-    let c = &mut side.c;
+    let filled =
+        fill::<BIG_ENDIAN, NS, false>(&mut bufs, range, records, prev, f, ctx, &mut side.c);
+    if let Some(filled) = filled {
+        hand_on(ctx, side, seq, file, first_number, &filled, bufs);
+    }
+    side.spent.partition += since(t0);
+}
+
+/// What partitioning a block found besides its packets, counted when the block is handed on.
+#[derive(Clone, Default)]
+struct Filled {
+    /// Where the partitioned records lie in the block's data, and how many there are (decode
+    /// errors included).
+    range: Range,
+    records: u64,
+    /// Their bytes on the wire, earliest and latest time, and ordinary inter-arrival times.
+    bytes: u64,
+    first: i64,
+    clock: i64,
+    iat: LocalHist,
+}
+
+/// Decodes, checks and shards the records of `bufs.data[range]` (`records` of them; `prev`: the
+/// time of the record before the first, None at the start of a file or where it is not known).
+/// Packets and candidate events are numbered from 0 within the block. `SPEC`, partitioning
+/// before the block's place in the file is known: gives up (None) at the first record that
+/// would be counted apart from the block's tallies (a decode error, an unusual delta), leaving
+/// the block to be partitioned again when its place is known; `c` is then never touched.
+#[inline(always)]
+fn fill<const BIG_ENDIAN: bool, const NS: bool, const SPEC: bool>(
+    bufs: &mut Bufs,
+    range: Range,
+    records: u64,
+    prev: Option<i64>,
+    f: &FileCtx,
+    ctx: &Ctx,
+    c: &mut Counters,
+) -> Option<Filled> {
+    let (bps, spacing) = (ctx.link_bps, &ctx.spacing);
     bufs.pkts.clear();
     for p in &mut bufs.parts {
         p.clear();
@@ -1083,7 +1214,7 @@ fn partition_as<const BIG_ENDIAN: bool, const NS: bool>(raw: RawBlock, ctx: &Ctx
         in_rows,
         cands,
         ..
-    } = &mut bufs;
+    } = bufs;
     // One of the two is filed into (an empty list of lists files nothing).
     let (parts, rows) = if *in_rows {
         (&mut parts[..0], &mut rows[..])
@@ -1091,7 +1222,7 @@ fn partition_as<const BIG_ENDIAN: bool, const NS: bool>(raw: RawBlock, ctx: &Ctx
         (&mut parts[..], &mut rows[..0])
     };
     let base = data.as_ptr() as usize;
-    let (mut pos, mut number, mut clock) = (range.0 as usize, first_number, i64::MIN);
+    let (mut pos, mut number, mut clock) = (range.0 as usize, 0u64, i64::MIN);
     let data = &data[..range.1 as usize];
     // The block's earliest time; its latest is `clock`.
     let mut first = i64::MAX;
@@ -1101,7 +1232,7 @@ fn partition_as<const BIG_ENDIAN: bool, const NS: bool>(raw: RawBlock, ctx: &Ctx
     let mut prev_ref: Option<Range> = None;
     let mut budget = Budget::default();
     // The block's packet and byte counts and its ordinary (positive, possible) inter-arrival
-    // times are gathered here and added to the counters once, at the end of the block.
+    // times are gathered here and added to the counters once, when the block is handed on.
     let (mut bytes, mut iat) = (0u64, LocalHist::default());
     while let Some((ts, wire_len, frame, len)) = legacy_record(&data[pos..], BIG_ENDIAN, NS) {
         let frame_ref = ((pos + 16) as u32, frame.len() as u32);
@@ -1114,6 +1245,8 @@ fn partition_as<const BIG_ENDIAN: bool, const NS: bool>(raw: RawBlock, ctx: &Ctx
             if spacing.possible(delta, wire_len) {
                 // The usual case: counted in the block's tally, nothing to report.
                 iat.observe(delta as u64);
+            } else if SPEC {
+                return None;
             } else {
                 let at = (number, ts, frame_ref, prev_ref);
                 unusual_delta(c, cands, &mut budget, bps, delta, wire_len, at);
@@ -1121,18 +1254,42 @@ fn partition_as<const BIG_ENDIAN: bool, const NS: bool>(raw: RawBlock, ctx: &Ctx
         }
         prev_ts = ts;
         prev_ref = Some(frame_ref);
-        decode_record(
+        if !decode_record::<SPEC>(
             f.link, frame, ts, wire_len, clock, number, base, pkts, parts, rows, c,
-        );
+        ) {
+            return None;
+        }
         number += 1;
         pos += len;
     }
-    c.add(slot::packets(src), number - first_number);
-    c.add(slot::bytes(src), bytes);
-    c.merge_hist(slot::iat_hist(src), &iat);
-    f.first_ts.fetch_min(first, Ordering::Relaxed);
-    f.last_ts.fetch_max(clock, Ordering::Relaxed);
-    side.unpublished += number - first_number;
+    Some(Filled {
+        range,
+        records: number,
+        bytes,
+        first,
+        clock,
+        iat,
+    })
+}
+
+/// Counts a partitioned block (`filled`, its records numbered from `first_number` on) and hands
+/// it to every worker.
+fn hand_on(
+    ctx: &Ctx,
+    side: &mut Side,
+    seq: u64,
+    file: usize,
+    first_number: u64,
+    filled: &Filled,
+    bufs: Bufs,
+) {
+    let (c, src, f) = (&mut side.c, Source::Pcap, &ctx.files[file]);
+    c.add(slot::packets(src), filled.records);
+    c.add(slot::bytes(src), filled.bytes);
+    c.merge_hist(slot::iat_hist(src), &filled.iat);
+    f.first_ts.fetch_min(filled.first, Ordering::Relaxed);
+    f.last_ts.fetch_max(filled.clock, Ordering::Relaxed);
+    side.unpublished += filled.records;
     if side.unpublished >= PUBLISH_EVERY as u64 {
         side.unpublished = 0;
         side.publish.publish(&side.c);
@@ -1140,7 +1297,8 @@ fn partition_as<const BIG_ENDIAN: bool, const NS: bool>(raw: RawBlock, ctx: &Ctx
     let block = Arc::new(Block {
         seq,
         file,
-        clock,
+        first_number,
+        clock: filled.clock,
         bufs,
         recycle: ctx.recycle.clone(),
     });
@@ -1148,7 +1306,6 @@ fn partition_as<const BIG_ENDIAN: bool, const NS: bool>(raw: RawBlock, ctx: &Ctx
         // Each queue holds at most every block there is: this never waits.
         let _ = out.send(block.clone());
     }
-    side.spent.partition += since(t0);
 }
 
 /// `prev_ts` before a file's first record (a legacy record's time is never negative).
@@ -1190,7 +1347,6 @@ fn unusual_delta(
             number,
             delta,
             ts,
-            prev_number: number - 1,
             frame,
             prev,
         });
@@ -1200,10 +1356,11 @@ fn unusual_delta(
 /// Decodes one record's frame at the end of `pkts` and files it with the worker its address pair
 /// belongs to: by index (`parts`), or copied to that worker's row (`rows`), when one of the two is
 /// not empty; with neither, one worker takes every packet (`base`: where the block's bytes start,
-/// so the payload is kept as an offset).
+/// so the payload is kept as an offset). A frame that does not decode is counted, or with
+/// `SPEC` (see `fill`) left uncounted: false.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn decode_record(
+fn decode_record<const SPEC: bool>(
     link: u32,
     frame: &[u8],
     ts: i64,
@@ -1215,7 +1372,7 @@ fn decode_record(
     parts: &mut [Vec<u32>],
     rows: &mut [Vec<Pkt>],
     c: &mut Counters,
-) {
+) -> bool {
     let at = pkts.len();
     pkts.push(Pkt {
         ts_ns: ts,
@@ -1226,10 +1383,15 @@ fn decode_record(
         payload_len: 0,
         d: Decoded::default(),
     });
-    let Some(p) = pkts.last_mut() else { return };
+    let Some(p) = pkts.last_mut() else {
+        return true;
+    };
     match decode_into(link, frame, &mut p.d) {
         Err(e) => {
             pkts.truncate(at);
+            if SPEC {
+                return false;
+            }
             c.inc(slot::decode_error(e));
         }
         Ok(payload) => {
@@ -1246,6 +1408,7 @@ fn decode_record(
             }
         }
     }
+    true
 }
 
 /// The per-file budget of timestamp events, spent in file order by worker 0.
@@ -1281,14 +1444,15 @@ impl TsEvents {
                 Some(r) => flow_of(range(r)),
                 None => flow_of(&b.bufs.prev_frame),
             };
+            let number = b.first_number + cand.number;
             let e = timestamps::event(
                 action,
                 &f.origin,
                 0,
-                cand.number,
+                number,
                 cand.delta,
                 cand.ts,
-                cand.prev_number,
+                number - 1,
                 prev_flow,
                 flow_of(range(cand.frame)),
             );
@@ -1321,6 +1485,7 @@ fn worker_loop(
             }
             let now = clock.max(b.clock);
             let t0 = side.spent.now();
+            worker.set_number_base(b.first_number);
             let (pkts, data) = (&b.bufs.pkts, &b.bufs.data);
             let mine = match (b.bufs.in_rows, b.bufs.parts.get(w)) {
                 (true, _) => {
@@ -1386,7 +1551,7 @@ fn worker_loop(
             Err(TryRecvError::Empty) => {}
         }
         if let Ok(t) = ctx.reads.try_recv() {
-            read_task(t, &mut side);
+            read_task(t, ctx, &mut side);
             continue;
         }
         let (t0, busy0) = (side.spent.now(), side.spent.busy());
@@ -1395,7 +1560,7 @@ fn worker_loop(
             !mine.is_empty() || ctx.shared_work() || ctx.total.load(Ordering::Relaxed) != u64::MAX
         });
         select! {
-            recv(ctx.reads) -> t => if let Ok(t) = t { read_task(t, &mut side) },
+            recv(ctx.reads) -> t => if let Ok(t) = t { read_task(t, ctx, &mut side) },
             recv(ctx.todo) -> raw => match raw {
                 Ok(raw) => partition(raw, ctx, &mut side),
                 Err(_) => todo_open = false,

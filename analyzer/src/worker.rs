@@ -79,6 +79,7 @@ impl Worker {
                 source,
                 cfg,
                 shared: Shared::default(),
+                number_base: 0,
             },
             publish,
             now: i64::MIN,
@@ -91,6 +92,12 @@ impl Worker {
     pub fn with_timeline(mut self, c: Option<Collector>) -> Self {
         self.timeline = c.map(|c| (c.timeline(), c));
         self
+    }
+
+    /// What the numbers of the packets given to `process_pkts` from now on count from: each
+    /// packet's number in its source is `base + number`.
+    pub fn set_number_base(&mut self, base: u64) {
+        self.env.number_base = base;
     }
 
     pub fn counters(&self) -> &Counters {

@@ -313,7 +313,7 @@ impl Inner {
             if let Some(u) = &self.user {
                 self.login = Some(Login {
                     ts: p.ts,
-                    number: p.number,
+                    number: env.number_base + p.number,
                     anonymous: u.anonymous,
                     user: u.name.clone(),
                 });

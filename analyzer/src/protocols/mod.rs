@@ -39,6 +39,7 @@ pub const PROTOCOLS: &[&Protocol] = &[
 /// One packet as an analyzer sees it.
 pub struct Pkt<'a> {
     pub ts: i64,
+    /// Its number in its source, less `Env::number_base`.
     pub number: u64,
     pub d: &'a Decoded,
     pub payload: &'a [u8],
@@ -86,6 +87,9 @@ pub struct Env {
     pub source: Source,
     pub cfg: Arc<Config>,
     pub shared: Shared,
+    /// What the packets' numbers count from: a packet's number in its source is
+    /// `number_base + Pkt::number` (the parallel reader numbers a block's packets from 0).
+    pub number_base: u64,
 }
 
 impl Env {
