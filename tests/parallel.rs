@@ -132,6 +132,28 @@ fn generated_whole_cut_and_corrupt() {
         assert_eq!(r.files[0].corrupt.is_some(), corrupt, "{name}");
         assert_eq!(r.files[0].truncated_records, u64::from(!corrupt), "{name}");
     }
+
+    // The same short-file case after a record larger than the sequential reader's first buffer
+    // (256 KiB), which has grown for it: still a cut-off last record for both readers (the
+    // sequential one called it corrupt, doubling the bytes its buffer held rather than the
+    // buffer; found by fuzzing the parallel reader on inputs repeated past three blocks).
+    let mut b = bytes[..off].to_vec();
+    let mut big = bytes[24..40].to_vec();
+    big[8..16]
+        .copy_from_slice(&[&300_000u32.to_be_bytes()[..], &300_000u32.to_be_bytes()[..]].concat());
+    b.extend_from_slice(&big);
+    b.resize(b.len() + 300_000, 0);
+    b.extend_from_slice(&bad[off..off + 16]);
+    b.resize(b.len() + 1000, 0);
+    let p = common::tmp("parallel", "corrupt-after-big.pcap");
+    std::fs::write(&p, &b).unwrap();
+    for w in [1, 3] {
+        same(std::slice::from_ref(&p), w, "bad record after a big one");
+    }
+    let (_, r) = common::analyze_reader(&[p], 1, 1_000_000, 10_000_000_000, true);
+    assert_eq!(r.files[0].frames, 10_001);
+    assert_eq!(r.files[0].corrupt, None);
+    assert_eq!(r.files[0].truncated_records, 1);
 }
 
 /// Frames whose payload is itself a run of legacy record headers (a capture of a capture being

@@ -1,7 +1,11 @@
 //! The parallel reader against the sequential one on arbitrary libpcap files: the same counters
 //! and the same per-file report (frames, truncated and corrupt records, first and last times).
 //! Input not starting with a libpcap magic gets an Ethernet, microsecond file header first. Three
-//! workers: the reading threads then guess where records start (the reader checks each guess).
+//! workers: the reading threads then guess where records start and partition their blocks from
+//! there (the reader checks each guess). Each input is compared twice: as it is (smaller than one
+//! of the reader's 256 KiB blocks, as the fuzzer keeps inputs) and with its body repeated past
+//! three blocks, so that records straddle block boundaries, blocks begin inside records, and
+//! times step back where the body starts again.
 #![no_main]
 use analyzer::pipeline::{self, Options};
 use analyzer::protocols::Config;
@@ -14,6 +18,9 @@ const MAGICS: [[u8; 4]; 4] = [
     [0xa1, 0xb2, 0x3c, 0x4d],
 ];
 
+/// Bytes a repeated body reaches: past three of the parallel reader's 256 KiB blocks.
+const TILED: usize = 3 * 256 * 1024 + 1000;
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut bytes = Vec::with_capacity(data.len() + 24);
     if !data.get(..4).is_some_and(|m| MAGICS.iter().any(|x| x == m)) {
@@ -23,11 +30,25 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         bytes.extend_from_slice(&1u32.to_le_bytes());
     }
     bytes.extend_from_slice(data);
+    same_both_ways(&bytes, "");
+    // The body after the 24-byte file header, repeated.
+    if bytes.len() > 24 {
+        let body = bytes[24..].to_vec();
+        while bytes.len() < TILED {
+            bytes.extend_from_slice(&body);
+        }
+        same_both_ways(&bytes, "-tiled");
+    }
+});
+
+/// Reads `bytes` as a file with the sequential reader and the parallel one: the same counters
+/// and file reports.
+fn same_both_ways(bytes: &[u8], tag: &str) {
     let path = std::env::temp_dir().join(format!(
-        "spanwatch-fuzz-parallel-{}.pcap",
+        "spanwatch-fuzz-parallel-{}{tag}.pcap",
         std::process::id()
     ));
-    std::fs::write(&path, &bytes).unwrap();
+    std::fs::write(&path, bytes).unwrap();
     let run = |sequential: bool| {
         let files = pipeline::open_all(std::slice::from_ref(&path)).ok()?;
         let hub = Hub::new();
@@ -50,6 +71,6 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let (a, b) = (run(true), run(false));
     assert!(
         a == b,
-        "the parallel reader differs from the sequential one"
+        "the parallel reader differs from the sequential one{tag}"
     );
-});
+}

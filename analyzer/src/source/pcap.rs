@@ -56,6 +56,8 @@ pub struct PcapFile {
     ifaces: Vec<Iface>,
     /// Index in `ifaces` where the current pcapng section's interfaces start.
     section_base: usize,
+    /// The reader's buffer size: BUF, doubled for each record too large for it, up to MAX_BUF.
+    buf_cap: usize,
     pub size: u64,
 }
 
@@ -145,6 +147,7 @@ impl PcapFile {
             legacy: None,
             ifaces: Vec::new(),
             section_base: 0,
+            buf_cap: BUF,
             size,
         })
     }
@@ -262,11 +265,15 @@ impl PcapFile {
                     }
                 }
                 Err(PcapError::BufferTooSmall) => {
-                    let cap = self.reader.data().len().max(BUF) * 2;
+                    // Double the buffer itself: doubling the bytes it holds (fewer, late in a
+                    // buffer) may not grow it, which read as a record larger than 16 MiB where
+                    // the file ends first (a cut-off last record, as the parallel reader says).
+                    let cap = self.buf_cap * 2;
                     if cap > MAX_BUF || !self.reader.grow(cap) {
                         st.corrupt = Some((st.bytes_read, "record larger than 16 MiB".into()));
                         break;
                     }
+                    self.buf_cap = cap;
                     if self.reader.refill().is_err() {
                         st.corrupt = Some((st.bytes_read, "read failed".into()));
                         break;
