@@ -221,7 +221,13 @@ fn payloads_that_look_like_records() {
 /// The timestamp events of reading `files` with `workers` workers, by the sequential reader or
 /// the parallel one, sorted.
 fn timestamp_events(files: &[PathBuf], workers: usize, sequential: bool) -> Vec<String> {
-    let out = common::tmp("parallel", &format!("events-{workers}-{sequential}.ndjson"));
+    // A name of its own: tests run at once, and two may ask for the same reading.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = common::tmp(
+        "parallel",
+        &format!("events-{workers}-{sequential}-{call}.ndjson"),
+    );
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"));
     cmd.args(["read", "--workers", &workers.to_string()])
         .args(["--link-speed", "100g", "--events"])
