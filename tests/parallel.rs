@@ -249,6 +249,80 @@ fn timestamp_events(files: &[PathBuf], workers: usize, sequential: bool) -> Vec<
     lines
 }
 
+type Bins = (i64, Vec<(i64, Vec<u64>)>);
+
+/// What `read --report` draws, over capture time: the merged timeline of sessions per protocol,
+/// logins and timestamp anomalies, bin by bin (width in ns, then each bin's start and values; the
+/// last four values are the negative, impossible, zero and causality anomalies).
+fn report_timeline(files: &[PathBuf], workers: usize, sequential: bool) -> Bins {
+    use analyzer::pipeline;
+    use analyzer::timeline::Collector;
+    use metrics::{slot, LoginOutcome, Proto, Source};
+    let mut slots = Vec::new();
+    for p in Proto::ALL {
+        slots.push(slot::sessions(p, false));
+        slots.push(slot::sessions(p, true));
+    }
+    slots.extend(LoginOutcome::ALL.iter().map(|o| slot::ftp_login(*o)));
+    for f in [
+        slot::ts_negative,
+        slot::ts_impossible,
+        slot::ts_zero,
+        slot::ts_causality,
+    ] {
+        slots.push(f(Source::Pcap));
+    }
+    let collector = Collector::new(slots);
+    let hub = metrics::Hub::new();
+    let opts = pipeline::Options {
+        workers,
+        link_bps: 10_000_000_000,
+        max_flows: 1_000_000,
+        cfg: analyzer::protocols::Config::default(),
+        events: metrics::events::EventSink::disabled(),
+        hub,
+        timeline: Some(collector.clone()),
+        sequential,
+    };
+    pipeline::run(pipeline::open_all(files).unwrap(), opts, &|_| {});
+    let t = collector.merged();
+    let bins = t.bins().map(|(at, v)| (at, v.to_vec())).collect();
+    (t.width_ns(), bins)
+}
+
+/// `read --report` takes the parallel reader too: its timeline (sessions and logins counted by
+/// the workers, timestamp anomalies by whichever thread partitions a block, the reading threads'
+/// own partitions included) is the sequential reader's, bin by bin.
+#[test]
+fn same_report_timeline() {
+    let (_, mut edges) = generated("timeline.pcap", Scenario::Mix, 30_000);
+    // Every 500th record stamped as the one before it (zero delta: an anomaly).
+    let (mut off, mut prev, mut n) = (24, None::<usize>, 0);
+    while off + 16 <= edges.len() {
+        let caplen = u32::from_be_bytes(edges[off + 8..off + 12].try_into().unwrap());
+        if let (Some(p), 0) = (prev, n % 500) {
+            let stamp: [u8; 8] = edges[p..p + 8].try_into().unwrap();
+            edges[off..off + 8].copy_from_slice(&stamp);
+        }
+        prev = Some(off);
+        n += 1;
+        off += 16 + caplen as usize;
+    }
+    let p = common::tmp("parallel", "timeline-stamped.pcap");
+    std::fs::write(&p, &edges).unwrap();
+    for files in [vec![p.clone()], vec![common::default_capture(), p]] {
+        let seq = report_timeline(&files, 1, true);
+        // The generated mix spans 8 ms: 1 ms bins.
+        assert!(seq.1.len() >= 8, "{} bins", seq.1.len());
+        let zero: u64 = seq.1.iter().map(|(_, v)| v[v.len() - 2]).sum();
+        // The 59 records stamped (the file's first has no delta), and any the mix has itself.
+        assert!(zero >= 59, "{zero} zero deltas on the timeline");
+        for w in [1, 3] {
+            assert_eq!(seq, report_timeline(&files, w, false), "{w} workers");
+        }
+    }
+}
+
 /// The FTP login events of reading `files` with `workers` workers (sequential reader or
 /// parallel), as "client port, outcome, packet number" lines, sorted.
 fn login_numbers(files: &[PathBuf], workers: usize, sequential: bool) -> Vec<String> {

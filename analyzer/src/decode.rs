@@ -98,7 +98,7 @@ impl Decoded {
     pub fn is_icmp_error(&self) -> bool {
         self.l4 == L4::Icmp && icmp_error_kind(self.v6, self.icmp_type).is_some()
     }
-    #[inline]
+    #[inline(always)]
     pub(crate) fn finish_hashes(&mut self) {
         self.shard = shard_hash(&self.src, &self.dst);
         self.flow = flow_hash(self.shard, self.sport, self.dport, self.proto);

@@ -22,6 +22,7 @@ use crate::source::pcap::{
     legacy_caplen, legacy_record, legacy_u32, Legacy, PcapFile, LEGACY_HEADER, MAX_RECORD,
 };
 use crate::spin::Spin;
+use crate::timeline::{Collector, Timeline};
 use crate::timestamps::{self, measure, Anomaly, FlowId, Spacing, EVENTS_PER_SOURCE};
 use crate::worker::Worker;
 use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError};
@@ -166,6 +167,9 @@ struct Side {
     publish: Arc<metrics::Shared>,
     unpublished: u64,
     spent: Spent,
+    /// `read --report`: what this thread counts (packets, bytes, timestamp checks), over capture
+    /// time.
+    timeline: Option<(Timeline, Collector)>,
 }
 
 impl Side {
@@ -175,6 +179,15 @@ impl Side {
             publish: opts.hub.register(),
             unpublished: 0,
             spent: Spent::new(),
+            timeline: opts.timeline.clone().map(|c| (c.timeline(), c)),
+        }
+    }
+
+    /// Publishes the counters and hands the timeline over: the thread is done.
+    fn finish(&mut self) {
+        self.publish.publish(&self.c);
+        if let Some((t, col)) = self.timeline.take() {
+            col.deliver(t, &self.c);
         }
     }
 }
@@ -353,7 +366,8 @@ pub(crate) fn run(
                 opts.events.clone(),
                 cfg.clone(),
                 Source::Pcap,
-            );
+            )
+            .with_timeline(opts.timeline.clone());
             let side = Side::new(opts);
             let ctx = ctx.clone();
             std::thread::Builder::new()
@@ -406,7 +420,7 @@ pub(crate) fn run(
     while let Ok(raw) = ctx.todo.recv() {
         partition(raw, &ctx, &mut side);
     }
-    side.publish.publish(&side.c);
+    side.finish();
     side.spent.print("reader");
     for h in handles {
         let _ = h.join();
@@ -571,23 +585,52 @@ fn do_read(t: ReadTask, ctx: &Ctx, side: &mut Side) {
     // guessed first one: the reader takes the result if the guess meets where the block
     // before ended at its first record.
     bufs.spec_ok = false;
-    if let Some(h) = hop {
+    // Not with a timeline: its records are counted one by one, in their block's place.
+    if let Some(h) = hop.filter(|_| side.timeline.is_none()) {
         let t0 = side.spent.now();
         let range = (h.path[0], h.end as u32);
         let f = &ctx.files[fi];
         let filled = match (big_endian, ns) {
-            (false, false) => {
-                fill::<false, false, true>(&mut bufs, range, h.records, None, f, ctx, &mut side.c)
-            }
-            (false, true) => {
-                fill::<false, true, true>(&mut bufs, range, h.records, None, f, ctx, &mut side.c)
-            }
-            (true, false) => {
-                fill::<true, false, true>(&mut bufs, range, h.records, None, f, ctx, &mut side.c)
-            }
-            (true, true) => {
-                fill::<true, true, true>(&mut bufs, range, h.records, None, f, ctx, &mut side.c)
-            }
+            (false, false) => fill::<false, false, true, false>(
+                &mut bufs,
+                range,
+                h.records,
+                None,
+                f,
+                ctx,
+                &mut side.c,
+                None,
+            ),
+            (false, true) => fill::<false, true, true, false>(
+                &mut bufs,
+                range,
+                h.records,
+                None,
+                f,
+                ctx,
+                &mut side.c,
+                None,
+            ),
+            (true, false) => fill::<true, false, true, false>(
+                &mut bufs,
+                range,
+                h.records,
+                None,
+                f,
+                ctx,
+                &mut side.c,
+                None,
+            ),
+            (true, true) => fill::<true, true, true, false>(
+                &mut bufs,
+                range,
+                h.records,
+                None,
+                f,
+                ctx,
+                &mut side.c,
+                None,
+            ),
         };
         if let Some(filled) = filled {
             *bufs.spec = filled;
@@ -1157,12 +1200,40 @@ fn partition_as<const BIG_ENDIAN: bool, const NS: bool>(raw: RawBlock, ctx: &Ctx
         mut bufs,
     } = raw;
     let f = &ctx.files[file];
-    let filled =
-        fill::<BIG_ENDIAN, NS, false>(&mut bufs, range, records, prev, f, ctx, &mut side.c);
+    let filled = if side.timeline.is_some() {
+        fill_counted::<BIG_ENDIAN, NS>(&mut bufs, range, records, prev, f, ctx, side)
+    } else {
+        fill::<BIG_ENDIAN, NS, false, false>(
+            &mut bufs,
+            range,
+            records,
+            prev,
+            f,
+            ctx,
+            &mut side.c,
+            None,
+        )
+    };
     if let Some(filled) = filled {
         hand_on(ctx, side, seq, file, first_number, &filled, bufs);
     }
     side.spent.partition += since(t0);
+}
+
+/// `fill` with a timeline (`read --report`): out of line, so that the usual partition loop is
+/// compiled as it would be without it.
+#[inline(never)]
+fn fill_counted<const BIG_ENDIAN: bool, const NS: bool>(
+    bufs: &mut Bufs,
+    range: Range,
+    records: u64,
+    prev: Option<i64>,
+    f: &FileCtx,
+    ctx: &Ctx,
+    side: &mut Side,
+) -> Option<Filled> {
+    let t = side.timeline.as_mut().map(|(t, _)| t);
+    fill::<BIG_ENDIAN, NS, false, true>(bufs, range, records, prev, f, ctx, &mut side.c, t)
 }
 
 /// What partitioning a block found besides its packets, counted when the block is handed on.
@@ -1172,6 +1243,9 @@ struct Filled {
     /// errors included).
     range: Range,
     records: u64,
+    /// Whether their packets, bytes and inter-arrival times are counted already (record by
+    /// record, for a timeline).
+    counted: bool,
     /// Their bytes on the wire, earliest and latest time, and ordinary inter-arrival times.
     bytes: u64,
     first: i64,
@@ -1184,9 +1258,12 @@ struct Filled {
 /// Packets and candidate events are numbered from 0 within the block. `SPEC`, partitioning
 /// before the block's place in the file is known: gives up (None) at the first record that
 /// would be counted apart from the block's tallies (a decode error, an unusual delta), leaving
-/// the block to be partitioned again when its place is known; `c` is then never touched.
+/// the block to be partitioned again when its place is known; `c` is then never touched. `TL`
+/// (`read --report`): every record is counted as it is met, after a tick of `timeline` at its
+/// time, so that what it adds to the counters lands in its bin of capture time.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn fill<const BIG_ENDIAN: bool, const NS: bool, const SPEC: bool>(
+fn fill<const BIG_ENDIAN: bool, const NS: bool, const SPEC: bool, const TL: bool>(
     bufs: &mut Bufs,
     range: Range,
     records: u64,
@@ -1194,6 +1271,7 @@ fn fill<const BIG_ENDIAN: bool, const NS: bool, const SPEC: bool>(
     f: &FileCtx,
     ctx: &Ctx,
     c: &mut Counters,
+    mut timeline: Option<&mut Timeline>,
 ) -> Option<Filled> {
     let (bps, spacing) = (ctx.link_bps, &ctx.spacing);
     bufs.pkts.clear();
@@ -1234,8 +1312,16 @@ fn fill<const BIG_ENDIAN: bool, const NS: bool, const SPEC: bool>(
     // The block's packet and byte counts and its ordinary (positive, possible) inter-arrival
     // times are gathered here and added to the counters once, when the block is handed on.
     let (mut bytes, mut iat) = (0u64, LocalHist::default());
+    let src = Source::Pcap;
     while let Some((ts, wire_len, frame, len)) = legacy_record(&data[pos..], BIG_ENDIAN, NS) {
         let frame_ref = ((pos + 16) as u32, frame.len() as u32);
+        if TL {
+            if let Some(t) = timeline.as_deref_mut() {
+                t.tick(ts, c);
+            }
+            c.inc(slot::packets(src));
+            c.add(slot::bytes(src), wire_len as u64);
+        }
         bytes += wire_len as u64;
         clock = clock.max(ts);
         first = first.min(ts);
@@ -1244,7 +1330,11 @@ fn fill<const BIG_ENDIAN: bool, const NS: bool, const SPEC: bool>(
             let delta = ts - prev_ts;
             if spacing.possible(delta, wire_len) {
                 // The usual case: counted in the block's tally, nothing to report.
-                iat.observe(delta as u64);
+                if TL {
+                    c.observe_ns(slot::iat_hist(src), delta as u64);
+                } else {
+                    iat.observe(delta as u64);
+                }
             } else if SPEC {
                 return None;
             } else {
@@ -1265,6 +1355,7 @@ fn fill<const BIG_ENDIAN: bool, const NS: bool, const SPEC: bool>(
     Some(Filled {
         range,
         records: number,
+        counted: TL,
         bytes,
         first,
         clock,
@@ -1284,9 +1375,11 @@ fn hand_on(
     bufs: Bufs,
 ) {
     let (c, src, f) = (&mut side.c, Source::Pcap, &ctx.files[file]);
-    c.add(slot::packets(src), filled.records);
-    c.add(slot::bytes(src), filled.bytes);
-    c.merge_hist(slot::iat_hist(src), &filled.iat);
+    if !filled.counted {
+        c.add(slot::packets(src), filled.records);
+        c.add(slot::bytes(src), filled.bytes);
+        c.merge_hist(slot::iat_hist(src), &filled.iat);
+    }
     f.first_ts.fetch_min(filled.first, Ordering::Relaxed);
     f.last_ts.fetch_max(filled.clock, Ordering::Relaxed);
     side.unpublished += filled.records;
@@ -1574,7 +1667,7 @@ fn worker_loop(
     let t0 = side.spent.now();
     worker.finish_all();
     side.spent.process += since(t0);
-    side.publish.publish(&side.c);
+    side.finish();
     side.spent.print(&format!("worker-{w}"));
 }
 

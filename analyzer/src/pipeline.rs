@@ -337,10 +337,10 @@ pub fn open_all(paths: &[PathBuf]) -> Result<Vec<PcapFile>, ReadError> {
 }
 
 /// Reads `files` through the pipeline; counters land in `opts.hub`.
-/// libpcap files are read in parallel (`parallel`); pcapng, and any read that keeps a timeline
-/// for the report, take the sequential reader (as does a read with `opts.sequential`).
+/// libpcap files are read in parallel (`parallel`); pcapng takes the sequential reader (as does
+/// a read with `opts.sequential`).
 pub fn run(files: Vec<PcapFile>, opts: Options, progress: &(dyn Fn(u64) + Sync)) -> Report {
-    if opts.timeline.is_none() && !opts.sequential {
+    if !opts.sequential {
         if let Some(legacy) = crate::parallel::legacy_all(&files) {
             return crate::parallel::run(&files, legacy, &opts, progress);
         }
