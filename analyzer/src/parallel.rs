@@ -588,49 +588,13 @@ fn do_read(t: ReadTask, ctx: &Ctx, side: &mut Side) {
     // Not with a timeline: its records are counted one by one, in their block's place.
     if let Some(h) = hop.filter(|_| side.timeline.is_none()) {
         let t0 = side.spent.now();
-        let range = (h.path[0], h.end as u32);
         let f = &ctx.files[fi];
+        let c = &mut side.c;
         let filled = match (big_endian, ns) {
-            (false, false) => fill::<false, false, true, false>(
-                &mut bufs,
-                range,
-                h.records,
-                None,
-                f,
-                ctx,
-                &mut side.c,
-                None,
-            ),
-            (false, true) => fill::<false, true, true, false>(
-                &mut bufs,
-                range,
-                h.records,
-                None,
-                f,
-                ctx,
-                &mut side.c,
-                None,
-            ),
-            (true, false) => fill::<true, false, true, false>(
-                &mut bufs,
-                range,
-                h.records,
-                None,
-                f,
-                ctx,
-                &mut side.c,
-                None,
-            ),
-            (true, true) => fill::<true, true, true, false>(
-                &mut bufs,
-                range,
-                h.records,
-                None,
-                f,
-                ctx,
-                &mut side.c,
-                None,
-            ),
+            (false, false) => fill_ahead::<false, false>(&mut bufs, &h, f, ctx, c),
+            (false, true) => fill_ahead::<false, true>(&mut bufs, &h, f, ctx, c),
+            (true, false) => fill_ahead::<true, false>(&mut bufs, &h, f, ctx, c),
+            (true, true) => fill_ahead::<true, true>(&mut bufs, &h, f, ctx, c),
         };
         if let Some(filled) = filled {
             *bufs.spec = filled;
@@ -1218,6 +1182,19 @@ fn partition_as<const BIG_ENDIAN: bool, const NS: bool>(raw: RawBlock, ctx: &Ctx
         hand_on(ctx, side, seq, file, first_number, &filled, bufs);
     }
     side.spent.partition += since(t0);
+}
+
+/// `fill` by the thread that read the block, from the first record it guessed (`h`), before the
+/// block's place in the file is known.
+fn fill_ahead<const BIG_ENDIAN: bool, const NS: bool>(
+    bufs: &mut Bufs,
+    h: &Hop,
+    f: &FileCtx,
+    ctx: &Ctx,
+    c: &mut Counters,
+) -> Option<Filled> {
+    let range = (h.path[0], h.end as u32);
+    fill::<BIG_ENDIAN, NS, true, false>(bufs, range, h.records, None, f, ctx, c, None)
 }
 
 /// `fill` with a timeline (`read --report`): out of line, so that the usual partition loop is
