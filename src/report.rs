@@ -198,12 +198,16 @@ fn iat_plot(c: &Counters) -> Plot {
             .x_desc("time since the previous packet of the same source")
             .y_desc("packets")
             .draw()?;
-        chart.draw_series(
-            Histogram::vertical(&chart)
-                .style(RGBColor(230, 120, 30).filled())
-                .margin(2)
-                .data(buckets.iter().enumerate().map(|(i, n)| (i as u32, *n))),
-        )?;
+        // One bar a series: a histogram series draws its bars in a HashMap's order, which
+        // changes from run to run, and the page should not.
+        for (i, n) in buckets.iter().enumerate() {
+            chart.draw_series(
+                Histogram::vertical(&chart)
+                    .style(RGBColor(230, 120, 30).filled())
+                    .margin(2)
+                    .data([(i as u32, *n)]),
+            )?;
+        }
         root.present()?;
     }
     Ok(svg)

@@ -75,6 +75,31 @@ fn report(files: &[&Path], name: &str) -> (String, std::path::PathBuf) {
     (std::fs::read_to_string(&page).unwrap(), page)
 }
 
+/// The same capture gives the same page, byte for byte, run after run and whichever reader
+/// reads it (the page has no time of day or run time in it).
+#[test]
+fn report_page_is_the_same_every_run() {
+    let lab = common::default_capture();
+    let (first, _) = report(&[&lab], "again-0.html");
+    for i in 1..4 {
+        let (again, _) = report(&[&lab], &format!("again-{i}.html"));
+        assert!(again == first, "run {i}: the page differs");
+    }
+    let page = common::tmp("report", "again-sequential.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_spanwatch"))
+        .env("SPANWATCH_SEQUENTIAL_READ", "1")
+        .args(["read", "--report"])
+        .arg(&page)
+        .arg(&lab)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        std::fs::read_to_string(&page).unwrap() == first,
+        "the sequential reader's page differs"
+    );
+}
+
 #[test]
 fn report_page_has_the_counts_and_fetches_nothing() {
     let (html, _) = report(&[&common::default_capture()], "default.html");
