@@ -285,11 +285,6 @@ fn since(t0: Option<Instant>) -> Duration {
     t0.map_or(Duration::ZERO, |t| t.elapsed())
 }
 
-/// Runs a read task, counting its time.
-fn read_task(t: ReadTask, ctx: &Ctx, side: &mut Side) {
-    do_read(t, ctx, side);
-}
-
 /// The files `run` can read in parallel: every one a legacy capture opened from a path.
 pub(crate) fn legacy_all(files: &[PcapFile]) -> Option<Vec<Legacy>> {
     files.iter().map(|f| f.legacy()).collect()
@@ -543,9 +538,10 @@ fn hop_one<const BIG_ENDIAN: bool>(data: &[u8], at: usize, own: usize) -> Option
 
 /// Reads `len` bytes at `off` into the start of `bufs.data` (short only at the end of the file),
 /// then, while the bytes are in this thread's cache, hops the block's records from where they
-/// appear to start. Any thread may run it: reading and hopping are what runs in parallel; the
-/// reader thread only checks that each guess meets the end of the block before.
-fn do_read(t: ReadTask, ctx: &Ctx, side: &mut Side) {
+/// appear to start and partitions them from there. Any thread may run it: reading, hopping and
+/// partitioning are what runs in parallel; the reader thread only checks that each guess meets
+/// the end of the block before. The time goes to `side`'s reading and partitioning.
+fn read_task(t: ReadTask, ctx: &Ctx, side: &mut Side) {
     let ReadTask {
         file,
         fi,
