@@ -37,7 +37,7 @@ pub struct FileStats {
     pub bytes_read: u64,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Iface {
     link: u32,
     /// Units per second of the timestamps.
@@ -53,9 +53,7 @@ pub struct PcapFile {
     reader: Box<dyn PcapReaderIterator + Send>,
     /// Legacy pcap: link type and whether timestamps are in ns.
     legacy: Option<(u32, bool, u32)>,
-    ifaces: Vec<Iface>,
-    /// Index in `ifaces` where the current pcapng section's interfaces start.
-    section_base: usize,
+    ng: NgState,
     /// The reader's buffer size: BUF, doubled for each record too large for it, up to MAX_BUF.
     buf_cap: usize,
     pub size: u64,
@@ -123,6 +121,20 @@ impl PcapFile {
         })
     }
 
+    /// The file itself and its size when it is an uncompressed pcapng file opened from a path,
+    /// for the parallel reader (which reads it by position); None otherwise.
+    pub fn ng_plain(&self) -> Option<(File, u64)> {
+        let path = self.fs_path.as_deref()?;
+        let mut f = File::open(path).ok()?;
+        let mut magic = [0u8; 4];
+        f.read_exact(&mut magic).ok()?;
+        if magic != pcap_parser::SHB_MAGIC.to_le_bytes() {
+            return None;
+        }
+        let size = f.metadata().ok()?.len();
+        Some((f, size))
+    }
+
     /// A capture from any reader (`name` is how it is reported); `size` feeds the progress bar.
     pub fn from_reader(
         p: String,
@@ -145,8 +157,7 @@ impl PcapFile {
             reader,
             fs_path: None,
             legacy: None,
-            ifaces: Vec::new(),
-            section_base: 0,
+            ng: NgState::default(),
             buf_cap: BUF,
             size,
         })
@@ -187,58 +198,20 @@ impl PcapFile {
                                 data,
                             });
                         }
-                        PcapBlockOwned::NG(Block::SectionHeader(_)) => {
-                            self.section_base = self.ifaces.len();
-                        }
-                        PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                            let res = pcap_parser::build_ts_resolution(idb.if_tsresol)
-                                .unwrap_or(1_000_000);
-                            self.ifaces.push(Iface {
-                                link: idb.linktype.0 as u32,
-                                res: res.max(1),
-                                offset_s: idb.if_tsoffset,
-                                snaplen: idb.snaplen,
-                            });
-                        }
                         PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                            let idx = self.section_base + epb.if_id as usize;
-                            let ifc = self.ifaces.get(idx).copied().unwrap_or(Iface {
-                                link: 1,
-                                res: 1_000_000,
-                                offset_s: 0,
-                                snaplen: 0,
-                            });
                             let units = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-                            let ns = (units as u128 * 1_000_000_000 / ifc.res as u128) as i128
-                                + ifc.offset_s as i128 * 1_000_000_000;
-                            let ts = ns.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
-                            last_ts = ts;
-                            let data = clamp(epb.data, epb.caplen, ifc.snaplen);
+                            let fr =
+                                self.ng
+                                    .epb(epb.if_id, units, epb.caplen, epb.origlen, epb.data);
+                            last_ts = fr.ts_ns;
                             st.frames += 1;
-                            f(Frame {
-                                ts_ns: ts,
-                                wire_len: epb.origlen.max(data.len() as u32),
-                                link: ifc.link,
-                                iface: idx as u32,
-                                data,
-                            });
+                            f(fr);
                         }
                         PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
-                            let idx = self.section_base;
-                            let ifc = self.ifaces.get(idx).copied();
-                            let snaplen = ifc.map_or(0, |i| i.snaplen);
-                            let data = clamp(spb.data, spb.origlen, snaplen);
                             st.frames += 1;
-                            // A simple packet block has no timestamp: it inherits the last one.
-                            f(Frame {
-                                ts_ns: last_ts,
-                                wire_len: spb.origlen.max(data.len() as u32),
-                                link: ifc.map_or(1, |i| i.link),
-                                iface: idx as u32,
-                                data,
-                            });
+                            f(self.ng.spb(spb.origlen, spb.data, last_ts));
                         }
-                        PcapBlockOwned::NG(_) => {}
+                        PcapBlockOwned::NG(b) => self.ng.meta(&b),
                     }
                     // No shift here: `refill` moves the (short) unread tail once per buffer,
                     // where `consume` would move half the buffer every time it passed the middle.
@@ -280,22 +253,10 @@ impl PcapFile {
                     }
                 }
                 Err(e) => {
-                    let reason = match e {
-                        PcapError::HeaderNotRecognized => "unrecognized block".to_string(),
-                        PcapError::UnexpectedEof => {
-                            st.truncated_records += 1;
-                            break;
-                        }
-                        // Name the parser's complaint, never the file's bytes.
-                        PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => {
-                            format!("corrupt block ({})", kind.description())
-                        }
-                        other => format!("corrupt block ({other:?})")
-                            .chars()
-                            .take(120)
-                            .collect(),
-                    };
-                    st.corrupt = Some((st.bytes_read, reason));
+                    match corrupt_reason(&e) {
+                        Some(reason) => st.corrupt = Some((st.bytes_read, reason)),
+                        None => st.truncated_records += 1,
+                    }
                     break;
                 }
             }
@@ -303,6 +264,223 @@ impl PcapFile {
         progress(st.bytes_read);
         st
     }
+}
+
+/// Why a block stopped a read, as the report says it: None where the file merely ends inside it
+/// (a cut-off last record). Names the parser's complaint, never the file's bytes.
+pub fn corrupt_reason(e: &PcapError<&[u8]>) -> Option<String> {
+    Some(match e {
+        PcapError::HeaderNotRecognized => "unrecognized block".to_string(),
+        PcapError::UnexpectedEof => return None,
+        PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => {
+            format!("corrupt block ({})", kind.description())
+        }
+        other => format!("corrupt block ({other:?})")
+            .chars()
+            .take(120)
+            .collect(),
+    })
+}
+
+/// What a pcapng file's blocks so far say about the packets after them: the section's byte order
+/// and interfaces (link type, time unit and offset of each). Both readers turn packet blocks into
+/// frames through it, so they agree on every frame's time, link and interface.
+#[derive(Clone, Debug, Default)]
+pub struct NgState {
+    /// The current section's byte order (a section header block sets it).
+    pub big_endian: bool,
+    ifaces: Vec<Iface>,
+    /// Index in `ifaces` where the current section's interfaces start.
+    section_base: usize,
+}
+
+/// The block types a pcapng reader turns into frames (in the section's byte order).
+pub const NG_EPB: u32 = pcap_parser::EPB_MAGIC;
+pub const NG_SPB: u32 = pcap_parser::SPB_MAGIC;
+
+impl NgState {
+    /// Takes in a block that is not a packet: a section header starts a new section (its byte
+    /// order; interfaces numbered afresh), an interface description adds an interface.
+    pub fn meta(&mut self, b: &Block<'_>) {
+        match b {
+            Block::SectionHeader(shb) => {
+                self.big_endian = shb.big_endian();
+                self.section_base = self.ifaces.len();
+            }
+            Block::InterfaceDescription(idb) => {
+                self.ifaces.push(Iface {
+                    link: idb.linktype.0 as u32,
+                    res: ts_units(idb.if_tsresol).unwrap_or(1_000_000).max(1),
+                    offset_s: idb.if_tsoffset,
+                    snaplen: idb.snaplen,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// The interface an enhanced packet block names (its index in the file), and what is known
+    /// of it (an unknown one: Ethernet, microseconds).
+    #[inline]
+    fn iface(&self, if_id: u32) -> (usize, Iface) {
+        let idx = self.section_base + if_id as usize;
+        let ifc = self.ifaces.get(idx).copied().unwrap_or(Iface {
+            link: 1,
+            res: 1_000_000,
+            offset_s: 0,
+            snaplen: 0,
+        });
+        (idx, ifc)
+    }
+
+    /// The frame of an enhanced packet block (`units`: its 64-bit time in the interface's unit;
+    /// `data`: its packet data, padding included).
+    #[inline]
+    pub fn epb<'a>(
+        &self,
+        if_id: u32,
+        units: u64,
+        caplen: u32,
+        origlen: u32,
+        data: &'a [u8],
+    ) -> Frame<'a> {
+        let (idx, ifc) = self.iface(if_id);
+        let data = clamp(data, caplen, ifc.snaplen);
+        Frame {
+            ts_ns: ng_ts(units, ifc.res, ifc.offset_s),
+            wire_len: origlen.max(data.len() as u32),
+            link: ifc.link,
+            iface: idx as u32,
+            data,
+        }
+    }
+
+    /// The frame of a simple packet block: the section's first interface, and no time of its
+    /// own (it inherits `last_ts`, the packet's before it).
+    #[inline]
+    pub fn spb<'a>(&self, origlen: u32, data: &'a [u8], last_ts: i64) -> Frame<'a> {
+        let idx = self.section_base;
+        let ifc = self.ifaces.get(idx).copied();
+        let data = clamp(data, origlen, ifc.map_or(0, |i| i.snaplen));
+        Frame {
+            ts_ns: last_ts,
+            wire_len: origlen.max(data.len() as u32),
+            link: ifc.map_or(1, |i| i.link),
+            iface: idx as u32,
+            data,
+        }
+    }
+
+    /// The file index of the interface a packet block of type `ty` with `if_id` names.
+    #[inline]
+    pub fn iface_index(&self, ty: u32, if_id: u32) -> u32 {
+        if ty == NG_SPB {
+            self.section_base as u32
+        } else {
+            self.iface(if_id).0 as u32
+        }
+    }
+}
+
+/// One pcapng block at the start of a buffer, as the sequential reader's parser reads it.
+pub enum NgStep<'a> {
+    /// A packet block (`ty`: enhanced or simple) of `len` bytes.
+    Packet { ty: u32, len: usize },
+    /// Any other block, parsed (a section header, an interface description, ...).
+    Meta { len: usize, block: Block<'a> },
+    /// The buffer holds too little of the block: at least this many bytes more are needed.
+    Need(usize),
+    /// The block stops the read: why (None: the file ends inside it).
+    Stop(Option<String>),
+}
+
+/// The 32-bit field at `at` of a pcapng block, in byte order `be` (the block holds it).
+#[inline(always)]
+pub fn ng_u32(b: &[u8], at: usize, be: bool) -> u32 {
+    let f: [u8; 4] = b[at..at + 4].try_into().expect("a 4-byte slice");
+    if be {
+        u32::from_be_bytes(f)
+    } else {
+        u32::from_le_bytes(f)
+    }
+}
+
+/// The block at the start of `b` in a section of byte order `be`: the parser's verdict, found
+/// without it for the usual block (an enhanced packet block without options, whole in `b`,
+/// whose two lengths agree: what the parser accepts as such).
+#[inline]
+pub fn ng_step(b: &[u8], be: bool) -> NgStep<'_> {
+    if b.len() >= 32 && ng_u32(b, 0, be) == NG_EPB {
+        let len = ng_u32(b, 4, be) as usize;
+        if len >= 32 && len <= b.len() {
+            let caplen = ng_u32(b, 20, be);
+            if caplen < u32::MAX - 4
+                && 32 + ((caplen as usize + 3) & !3) == len
+                && ng_u32(b, len - 4, be) as usize == len
+            {
+                return NgStep::Packet { ty: NG_EPB, len };
+            }
+        }
+    }
+    let parsed = if be {
+        pcap_parser::pcapng::parse_block_be(b)
+    } else {
+        pcap_parser::pcapng::parse_block_le(b)
+    };
+    use pcap_parser::nom::{Err, Needed};
+    match parsed {
+        Ok((rest, block)) => {
+            let len = b.len() - rest.len();
+            match block {
+                Block::EnhancedPacket(_) => NgStep::Packet { ty: NG_EPB, len },
+                Block::SimplePacket(_) => NgStep::Packet { ty: NG_SPB, len },
+                block => NgStep::Meta { len, block },
+            }
+        }
+        Err(Err::Incomplete(Needed::Size(n))) => NgStep::Need(n.get()),
+        Err(Err::Incomplete(Needed::Unknown)) => NgStep::Need(1),
+        Err(Err::Error(e)) | Err(Err::Failure(e)) => NgStep::Stop(corrupt_reason(&e)),
+    }
+}
+
+/// The frame of a packet block `blk` of type `ty` that `ng_step` accepted, in a section of
+/// `st` (`last_ts`: the time a simple packet block inherits).
+#[inline(always)]
+pub fn ng_frame<'a>(blk: &'a [u8], ty: u32, st: &NgState, last_ts: i64) -> Frame<'a> {
+    let be = st.big_endian;
+    let body = &blk[..blk.len() - 4];
+    if ty == NG_EPB {
+        let units = (ng_u32(blk, 12, be) as u64) << 32 | ng_u32(blk, 16, be) as u64;
+        let (if_id, caplen, origlen) =
+            (ng_u32(blk, 8, be), ng_u32(blk, 20, be), ng_u32(blk, 24, be));
+        st.epb(if_id, units, caplen, origlen, &body[28..])
+    } else {
+        st.spb(ng_u32(blk, 8, be), &body[12..], last_ts)
+    }
+}
+
+/// The units a second of an interface's times (its `if_tsresol`): 10^n, or 2^n where the top
+/// bit is set; None where that does not fit in 64 bits. (pcap-parser's `build_ts_resolution`
+/// refuses every power of two: it checks the exponent with the flag bit still in it.)
+fn ts_units(tsresol: u8) -> Option<u64> {
+    let n = (tsresol & 0x7f) as u32;
+    if tsresol & 0x80 == 0 {
+        10u64.checked_pow(n)
+    } else {
+        1u64.checked_shl(n)
+    }
+}
+
+/// A pcapng time (`units` of `res` a second, `offset_s` seconds added) in ns since the epoch,
+/// clamped to i64. The usual units (µs, ns) without a 128-bit division.
+#[inline]
+fn ng_ts(units: u64, res: u64, offset_s: i64) -> i64 {
+    let ns = match res {
+        1_000_000 => units as i128 * 1000,
+        1_000_000_000 => units as i128,
+        _ => (units as u128 * 1_000_000_000 / res as u128) as i128,
+    } + offset_s as i128 * 1_000_000_000;
+    ns.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
 /// A legacy capture positioned after its 24-byte file header.
@@ -428,6 +606,19 @@ mod tests {
         f.extend(&epb);
         f.extend(le32(epb.len() as u32 + 12));
         f
+    }
+
+    #[test]
+    fn time_units_decimal_and_binary() {
+        assert_eq!(ts_units(6), Some(1_000_000));
+        assert_eq!(ts_units(9), Some(1_000_000_000));
+        assert_eq!(ts_units(19), Some(10u64.pow(19)));
+        assert_eq!(ts_units(20), None);
+        // 2^-20 s, and the largest power of two there is.
+        assert_eq!(ts_units(0x80 | 20), Some(1 << 20));
+        assert_eq!(ts_units(0x80 | 63), Some(1 << 63));
+        assert_eq!(ts_units(0x80 | 64), None);
+        assert_eq!(ng_ts(3 << 20, 1 << 20, 0), 3_000_000_000);
     }
 
     #[test]
