@@ -1,13 +1,14 @@
-//! The parallel reader (libpcap files) against the sequential one: the same counters, the same
-//! per-file report and the same timestamp events, on every corpus capture, on several files in one
-//! run, and on generated captures cut short or carrying a corrupt record, with one and with
-//! several workers.
+//! The parallel reader (libpcap and pcapng files) against the sequential one: the same counters,
+//! the same per-file report and the same timestamp events, on every corpus capture, on several
+//! files in one run, and on generated captures cut short or carrying a corrupt record, with one
+//! and with several workers.
 
 mod common;
 
 use analyzer::source::pcap::PcapFile;
 use metrics::Counters;
 use spanwatch_bench::gen::{write, Options, Scenario};
+use spanwatch_bench::ng::{to_pcapng, Layout};
 use std::path::{Path, PathBuf};
 
 /// Counters and report of both readers; panics naming the first differing counter.
@@ -38,12 +39,17 @@ fn legacy(p: &Path) -> bool {
     PcapFile::open(p).is_ok_and(|f| f.legacy().is_some())
 }
 
-fn corpus_legacy() -> Option<Vec<PathBuf>> {
+fn pcapng(p: &Path) -> bool {
+    PcapFile::open(p).is_ok_and(|f| f.ng_plain().is_some())
+}
+
+/// The corpus captures the parallel reader reads (libpcap and uncompressed pcapng: all of them).
+fn corpus_parallel() -> Option<Vec<PathBuf>> {
     let c = common::corpus()?;
     let mut v: Vec<PathBuf> = common::ground_truth(&c)
         .into_iter()
         .map(|(f, _)| c.join(f))
-        .filter(|p| legacy(p))
+        .filter(|p| legacy(p) || pcapng(p))
         .collect();
     v.sort();
     Some(v)
@@ -51,10 +57,12 @@ fn corpus_legacy() -> Option<Vec<PathBuf>> {
 
 #[test]
 fn corpus_same_counts_as_sequential() {
-    let Some(files) = corpus_legacy() else {
+    let Some(files) = corpus_parallel() else {
         return;
     };
-    assert!(files.len() >= 30, "{} libpcap captures", files.len());
+    let ng = files.iter().filter(|p| pcapng(p)).count();
+    assert!(files.len() >= 40, "{} captures", files.len());
+    assert!(ng >= 9, "{ng} pcapng captures");
     for f in &files {
         for w in [1, 3] {
             same(std::slice::from_ref(f), w, &f.display().to_string());
@@ -431,5 +439,178 @@ fn anomalies_on_block_boundaries() {
             seq == timestamp_events(&files, w, false),
             "{w} workers: the timestamp events differ"
         );
+    }
+}
+
+/// The byte offsets of the blocks of a pcapng file's first section (little-endian).
+fn first_section_blocks(b: &[u8]) -> Vec<usize> {
+    let mut v = Vec::new();
+    let mut off = 0;
+    while off + 8 <= b.len() {
+        let ty = u32::from_le_bytes(b[off..off + 4].try_into().unwrap());
+        if ty == 0x0a0d_0d0a && off > 0 {
+            break;
+        }
+        v.push(off);
+        off += u32::from_le_bytes(b[off + 4..off + 8].try_into().unwrap()) as usize;
+    }
+    v
+}
+
+/// A generated mix of 30 000 packets in which every 400th packet takes the time of the packet
+/// six before it: on its own interface in either pcapng layout, a negative or zero delta.
+fn stamped_mix(name: &str) -> Vec<u8> {
+    let (_, mut b) = generated(name, Scenario::Mix, 30_000);
+    let mut offs = Vec::new();
+    let mut off = 24;
+    while off + 16 <= b.len() {
+        offs.push(off);
+        off += 16 + u32::from_be_bytes(b[off + 8..off + 12].try_into().unwrap()) as usize;
+    }
+    for i in (400..offs.len()).step_by(400) {
+        let stamp: [u8; 8] = b[offs[i - 6]..offs[i - 6] + 8].try_into().unwrap();
+        b[offs[i]..offs[i] + 8].copy_from_slice(&stamp);
+    }
+    b
+}
+
+/// pcapng copies of a generated mix (8.7 MB: 34 of the parallel reader's blocks), as a capture
+/// tool writes them and in `Layout::Rich` (interfaces with their own time units taking packets
+/// in turn, packet options, simple packet blocks, unknown blocks, an interface declared
+/// mid-file, a second, big-endian section): the same counters, file reports and timestamp
+/// events (per interface: each has its own previous packet and its own budget) whichever
+/// reader ran; whole, cut short, and with a corrupt block.
+#[test]
+fn pcapng_whole_cut_and_corrupt() {
+    let legacy = stamped_mix("ng-source.pcap");
+    let legacy_path = common::tmp("parallel", "ng-source-stamped.pcap");
+    std::fs::write(&legacy_path, &legacy).unwrap();
+    let mut made = Vec::new();
+    for layout in [Layout::Plain, Layout::Rich] {
+        let ng = to_pcapng(&legacy, layout).unwrap();
+        let p = common::tmp("parallel", &format!("{layout:?}.pcapng"));
+        std::fs::write(&p, &ng).unwrap();
+        let what = format!("{layout:?} pcapng");
+        for w in [1, 2, 5] {
+            same(std::slice::from_ref(&p), w, &what);
+        }
+        let (_, r) = common::analyze_reader(
+            std::slice::from_ref(&p),
+            2,
+            1_000_000,
+            10_000_000_000,
+            false,
+        );
+        assert_eq!(r.files[0].frames, 30_417, "{what}");
+        // Every interface's times read in its own unit: the mix spans 8.5 ms.
+        let (first, last) = (r.files[0].first_ts.unwrap(), r.files[0].last_ts.unwrap());
+        assert!(
+            (8_000_000..9_000_000).contains(&(last - first)),
+            "{what}: {first} to {last}"
+        );
+        let files = [p.clone()];
+        let seq = timestamp_events(&files, 3, true);
+        let ifaces: std::collections::BTreeSet<&str> = seq
+            .iter()
+            .filter_map(|l| l.split("\"interface\":{\"id\":\"").nth(1))
+            .filter_map(|t| t.split('"').next())
+            .collect();
+        // The stamped packets fall on interfaces 0-2 of the first section and on the second
+        // section's first (4); the microsecond interfaces also see zero deltas of their own.
+        let want: &[&str] = if layout == Layout::Rich {
+            &["0", "1", "2", "4"]
+        } else {
+            &["0"]
+        };
+        assert_eq!(
+            ifaces.into_iter().collect::<Vec<_>>(),
+            want,
+            "{what}: interfaces in events"
+        );
+        assert!(seq.len() >= 10, "{what}: {} timestamp events", seq.len());
+        for w in [2, 5] {
+            assert!(
+                seq == timestamp_events(&files, w, false),
+                "{what}, {w} workers: the timestamp events differ"
+            );
+        }
+
+        // Cut inside the last block's trailer, inside a packet's data mid-file, inside the
+        // interface descriptions, and at the end.
+        for cut in [ng.len() - 3, ng.len() / 2 + 5, 40, ng.len()] {
+            let c = common::tmp("parallel", &format!("{layout:?}-cut-{cut}.pcapng"));
+            std::fs::write(&c, &ng[..cut]).unwrap();
+            same(std::slice::from_ref(&c), 2, &format!("{what} cut at {cut}"));
+        }
+
+        // The 10 000th block of the first section: its trailing length disagrees (the parser
+        // stops there: corrupt); or it claims 64 MiB, a cut-off last block in a short file and
+        // corrupt data in a long one.
+        let at = first_section_blocks(&ng)[10_000];
+        let len = u32::from_le_bytes(ng[at + 4..at + 8].try_into().unwrap()) as usize;
+        let mut bad = ng.clone();
+        bad[at + len - 4..at + len].copy_from_slice(&(len as u32 + 4).to_le_bytes());
+        let mut huge = ng.clone();
+        huge[at + 4..at + 8].copy_from_slice(&(64u32 << 20).to_le_bytes());
+        let mut long = huge.clone();
+        long.resize(long.len() + (17 << 20), 0);
+        for (name, b, corrupt) in [
+            ("trailer", bad, true),
+            ("huge", huge, false),
+            ("huge-long", long, true),
+        ] {
+            let c = common::tmp("parallel", &format!("{layout:?}-{name}.pcapng"));
+            std::fs::write(&c, &b).unwrap();
+            let what = format!("{what}, {name}");
+            for w in [1, 3] {
+                same(std::slice::from_ref(&c), w, &what);
+            }
+            let (_, r) = common::analyze_reader(&[c], 2, 1_000_000, 10_000_000_000, false);
+            let f = &r.files[0];
+            assert!(
+                f.frames > 9_000 && f.frames < 10_000,
+                "{what}: {} frames",
+                f.frames
+            );
+            assert_eq!(f.corrupt.is_some(), corrupt, "{what}: {:?}", f.corrupt);
+            assert_eq!(f.truncated_records, u64::from(!corrupt), "{what}");
+        }
+        made.push(p);
+    }
+    // Both kinds of file in one run: each file's timestamp sources begin afresh.
+    let files = [made[0].clone(), legacy_path, made[1].clone()];
+    same(&files, 3, "pcapng, libpcap and pcapng in one run");
+    assert!(
+        timestamp_events(&files, 3, true) == timestamp_events(&files, 3, false),
+        "three files: the timestamp events differ"
+    );
+}
+
+/// `read --report` and login events on pcapng: the timeline bin by bin and the login packets'
+/// numbers are the sequential reader's.
+#[test]
+fn pcapng_report_timeline_and_login_numbers() {
+    let legacy = stamped_mix("ng-timeline.pcap");
+    let ng = to_pcapng(&legacy, Layout::Rich).unwrap();
+    let p = common::tmp("parallel", "timeline-rich.pcapng");
+    std::fs::write(&p, &ng).unwrap();
+    let files = [p];
+    let seq = report_timeline(&files, 1, true);
+    let anomalies: u64 = seq
+        .1
+        .iter()
+        .map(|(_, v)| v[v.len() - 4] + v[v.len() - 2])
+        .sum();
+    assert!(
+        anomalies >= 60,
+        "{anomalies} negative and zero deltas on the timeline"
+    );
+    for w in [1, 3] {
+        assert_eq!(seq, report_timeline(&files, w, false), "{w} workers");
+    }
+    let logins = login_numbers(&files, 1, true);
+    assert!(logins.len() >= 5, "{} login events", logins.len());
+    for w in [1, 3] {
+        assert_eq!(logins, login_numbers(&files, w, false), "{w} workers");
     }
 }

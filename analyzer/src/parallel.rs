@@ -19,7 +19,8 @@ use crate::decode::{decode, decode_into, Decoded};
 use crate::hash::pick;
 use crate::pipeline::{FileReport, Options, Report};
 use crate::source::pcap::{
-    legacy_caplen, legacy_record, legacy_u32, Legacy, PcapFile, LEGACY_HEADER, MAX_RECORD,
+    legacy_caplen, legacy_record, legacy_u32, ng_frame, ng_step, ng_u32, Legacy, NgState, NgStep,
+    PcapFile, LEGACY_HEADER, MAX_RECORD, NG_EPB, NG_SPB,
 };
 use crate::spin::Spin;
 use crate::timeline::{Collector, Timeline};
@@ -55,9 +56,18 @@ struct Cand {
     number: u64,
     delta: i64,
     ts: i64,
-    /// The frame, and the previous one (None: the block's `prev_frame`), as ranges of `data`.
+    /// Its timestamp source (a pcapng interface's index in the file; 0 in a legacy file).
+    iface: u32,
+    /// The frame, as a range of `data`, and its link type.
     frame: Range,
-    prev: Option<Range>,
+    link: u32,
+    /// The record before it from the same source: its number less the block's first (negative
+    /// where it lies in an earlier block), its link type, and its frame: a range of `data`, or
+    /// (`prev_before`) of `prev_frame`.
+    prev_number: i64,
+    prev_link: u32,
+    prev: Range,
+    prev_before: bool,
 }
 
 /// The mean record size (bytes, header included) from which a block's packets are copied into
@@ -82,8 +92,13 @@ struct Bufs {
     rows: Vec<Vec<Pkt>>,
     in_rows: bool,
     cands: Vec<Cand>,
-    /// The frame of the record before the block's first (for an event naming its flow).
+    /// The frame of the record before the block's first (for an event naming its flow); in a
+    /// pcapng file, the frames of `ng_prevs`, one after the other.
     prev_frame: Vec<u8>,
+    /// pcapng: each interface's last packet before the block (what the block's first packet on
+    /// it is checked against), and, while the block is partitioned, its latest packet.
+    ng_prevs: Vec<IfPrev>,
+    ng_cur: Vec<IfCur>,
     /// What the thread that read the block found partitioning it from its guessed first record
     /// (three workers or more; `spec_ok`: it did), for the reader to take if the guess was
     /// right. Boxed: buffers move through channels, and this need not move with them.
@@ -103,6 +118,60 @@ struct RawBlock {
     range: Range,
     records: u64,
     bufs: Bufs,
+    /// pcapng: the file's sections and interfaces where the block begins.
+    ng: NgStart,
+}
+
+/// A pcapng file as it stands where a block begins: its section and interfaces, and the time of
+/// the latest enhanced packet block (which a simple packet block inherits).
+#[derive(Clone, Default)]
+struct NgStart {
+    state: Arc<NgState>,
+    last_ts: i64,
+}
+
+/// A pcapng interface's last packet before a block: its index in the file, link type, time,
+/// number in the file and frame (a range of the block's `prev_frame`).
+#[derive(Clone, Copy)]
+struct IfPrev {
+    idx: u32,
+    link: u32,
+    ts: i64,
+    number: u64,
+    frame: Range,
+}
+
+/// A pcapng interface's latest packet while a block is partitioned: as `IfPrev`, numbered from
+/// the block's first packet (negative before it), its frame in the block's data or (`before`) in
+/// `prev_frame`; and the block's candidates for events on the interface so far.
+#[derive(Clone, Copy)]
+struct IfCur {
+    idx: u32,
+    link: u32,
+    ts: i64,
+    number: i64,
+    frame: Range,
+    before: bool,
+    budget: Budget,
+}
+
+/// What the reader keeps of a pcapng file as it walks it: where it stands (`NgStart`), and each
+/// interface's last packet so far with its frame.
+#[derive(Default)]
+struct NgRead {
+    at: NgStart,
+    prevs: Vec<(IfPrev, Vec<u8>)>,
+}
+
+/// A packet the reader met in a pcapng block: its interface, link, time, number in the block and
+/// frame (a range of the block's data).
+#[derive(Clone, Copy)]
+struct Seen {
+    idx: u32,
+    link: u32,
+    ts: i64,
+    number: u64,
+    frame: Range,
 }
 
 /// A partitioned block, shared by every worker; its buffers go back to the pool on drop.
@@ -153,6 +222,8 @@ impl Ctx {
 
 struct FileCtx {
     origin: String,
+    /// A pcapng file (else legacy: `link`, `big_endian` and `ns` say how to read it).
+    ng: bool,
     link: u32,
     big_endian: bool,
     ns: bool,
@@ -286,14 +357,29 @@ fn since(t0: Option<Instant>) -> Duration {
 }
 
 /// The files `run` can read in parallel: every one a legacy capture opened from a path.
-pub(crate) fn legacy_all(files: &[PcapFile]) -> Option<Vec<Legacy>> {
-    files.iter().map(|f| f.legacy()).collect()
+pub(crate) fn inputs(files: &[PcapFile]) -> Option<Vec<Input>> {
+    files
+        .iter()
+        .map(|f| {
+            f.legacy()
+                .map(Input::Legacy)
+                .or_else(|| f.ng_plain().map(|(file, size)| Input::Ng(file, size)))
+        })
+        .collect()
 }
 
-/// Reads `files` (each `legacy[i]` positioned after its header) through `opts.workers` workers.
+/// A file as the parallel reader takes it.
+pub(crate) enum Input {
+    /// A legacy capture, positioned after its header.
+    Legacy(Legacy),
+    /// An uncompressed pcapng file, and its size.
+    Ng(std::fs::File, u64),
+}
+
+/// Reads `files` (`inputs[i]` the same file as `files[i]`) through `opts.workers` workers.
 pub(crate) fn run(
     files: &[PcapFile],
-    legacy: Vec<Legacy>,
+    inputs: Vec<Input>,
     opts: &Options,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Report {
@@ -333,14 +419,21 @@ pub(crate) fn run(
         total: AtomicU64::new(u64::MAX),
         files: files
             .iter()
-            .zip(&legacy)
-            .map(|(f, l)| FileCtx {
-                origin: f.path().to_string(),
-                link: l.link,
-                big_endian: l.big_endian,
-                ns: l.ns,
-                first_ts: AtomicI64::new(i64::MAX),
-                last_ts: AtomicI64::new(i64::MIN),
+            .zip(&inputs)
+            .map(|(f, input)| {
+                let (ng, link, big_endian, ns) = match input {
+                    Input::Legacy(l) => (false, l.link, l.big_endian, l.ns),
+                    Input::Ng(..) => (true, 0, false, false),
+                };
+                FileCtx {
+                    origin: f.path().to_string(),
+                    ng,
+                    link,
+                    big_endian,
+                    ns,
+                    first_ts: AtomicI64::new(i64::MAX),
+                    last_ts: AtomicI64::new(i64::MIN),
+                }
             })
             .collect(),
         link_bps: opts.link_bps.max(1),
@@ -384,7 +477,7 @@ pub(crate) fn run(
     };
     let mut report = Report::default();
     let mut done_bytes = 0u64;
-    for (fi, mut l) in legacy.into_iter().enumerate() {
+    for (fi, input) in inputs.into_iter().enumerate() {
         let mut st = FileState {
             fi,
             fr: FileReport {
@@ -393,11 +486,15 @@ pub(crate) fn run(
             },
             prev: None,
             prev_frame: Vec::new(),
+            ng: NgRead::default(),
         };
         let at = |b| progress(done_bytes + b);
-        let bytes = match l.plain.take() {
-            Some((file, size)) => r.read_at(&mut st, Arc::new(file), size, &at),
-            None => r.read_stream(&mut st, &mut l, &at),
+        let bytes = match input {
+            Input::Legacy(mut l) => match l.plain.take() {
+                Some((file, size)) => r.read_at(&mut st, Arc::new(file), size, &at),
+                None => r.read_stream(&mut st, &mut l, &at),
+            },
+            Input::Ng(file, size) => r.read_ng(&mut st, Arc::new(file), size, &at),
         };
         let (fr, bytes) = r.end_file(st, bytes, &at);
         done_bytes += bytes;
@@ -449,6 +546,8 @@ struct FileState {
     /// check).
     prev: Option<i64>,
     prev_frame: Vec<u8>,
+    /// A pcapng file: where the reader stands in it.
+    ng: NgRead,
 }
 
 /// A block for a thread to read with `pread` (into `bufs.data`, from `off`, `len` bytes).
@@ -706,6 +805,37 @@ fn hop_records<const BIG_ENDIAN: bool>(
     (rel, n, last)
 }
 
+/// A block as its read finished: its buffers, how many bytes were read, the reading thread's hop.
+type Ready = (Bufs, std::io::Result<usize>, Option<Hop>);
+
+/// The reads of one plain file, in blocks of BLOCK bytes from `base` (and SLACK more).
+struct Reads {
+    file: Arc<std::fs::File>,
+    fi: usize,
+    size: u64,
+    base: u64,
+    blocks: u64,
+    /// Blocks asked for so far, those finished and not yet taken, and those still being read.
+    issued: u64,
+    ready: BTreeMap<u64, Ready>,
+    outstanding: usize,
+}
+
+impl Reads {
+    fn new(file: Arc<std::fs::File>, fi: usize, size: u64, base: u64) -> Reads {
+        Reads {
+            file,
+            fi,
+            size,
+            base,
+            blocks: size.saturating_sub(base).div_ceil(BLOCK as u64),
+            issued: 0,
+            ready: BTreeMap::new(),
+            outstanding: 0,
+        }
+    }
+}
+
 /// Bytes read past a block's end, so that a record straddling the boundary is usually whole
 /// without a second read.
 const SLACK: usize = 64 * 1024;
@@ -783,6 +913,7 @@ impl Reader<'_> {
             range,
             records,
             bufs,
+            ng: NgStart::default(),
         };
         self.seq += 1;
         let _ = self.todo.send(raw);
@@ -883,48 +1014,16 @@ impl Reader<'_> {
         progress: &dyn Fn(u64),
     ) -> u64 {
         let big_endian = self.ctx.files[st.fi].big_endian;
-        let body = size.saturating_sub(LEGACY_HEADER);
-        let blocks = body.div_ceil(BLOCK as u64);
+        let mut rd = Reads::new(file.clone(), st.fi, size, LEGACY_HEADER);
         let block_start = |k: u64| LEGACY_HEADER + k * BLOCK as u64;
-        type Ready = (Bufs, std::io::Result<usize>, Option<Hop>);
-        let (mut issued, mut ready) = (0u64, BTreeMap::<u64, Ready>::new());
         // The next record starts here (file offset).
         let mut s = LEGACY_HEADER;
         let mut stop = false;
-        let mut outstanding = 0usize;
-        for k in 0..blocks {
+        for k in 0..rd.blocks {
             if stop {
                 break;
             }
-            // Keep reads going ahead while there are buffers to spare; one at least.
-            while issued < blocks && (issued == k || !self.recycle.is_empty()) {
-                let bufs = self.take_bufs();
-                let off = block_start(issued);
-                let len = (BLOCK + SLACK).min((size - off) as usize);
-                let _ = self.reads.send(ReadTask {
-                    file: file.clone(),
-                    fi: st.fi,
-                    k: issued,
-                    off,
-                    len,
-                    own: BLOCK.min((size - off) as usize),
-                    big_endian,
-                    ns: self.ctx.files[st.fi].ns,
-                    guess: self.ctx.outs.len() >= GUESS_FROM,
-                    bufs,
-                    done: self.done_tx.clone(),
-                });
-                issued += 1;
-                outstanding += 1;
-            }
-            let (mut bufs, r, guess) = loop {
-                if let Some(b) = ready.remove(&k) {
-                    break b;
-                }
-                let (j, b, r, h) = self.wait_read();
-                outstanding -= 1;
-                ready.insert(j, (b, r, h));
-            };
+            let (mut bufs, r, guess) = self.next_read(&mut rd, k);
             let bstart = block_start(k);
             let mut got = match r {
                 Ok(n) => n,
@@ -1024,16 +1123,219 @@ impl Reader<'_> {
             }
             progress(s);
         }
-        // Reading stopped early: take back the blocks still being read.
-        for (_, (b, _, _)) in ready {
-            let _ = self.ctx.recycle.send(b);
-        }
-        while outstanding > 0 {
-            let (_, b, _, _) = self.wait_read();
-            outstanding -= 1;
-            let _ = self.ctx.recycle.send(b);
-        }
+        self.end_reads(rd);
         s
+    }
+
+    /// Reads a plain pcapng file: blocks of BLOCK bytes read with `pread` by whichever threads
+    /// are free, in parallel; this thread walks the file's blocks in order, each one as the
+    /// sequential reader's parser reads it, following sections and interfaces, and notes each
+    /// interface's last packet in each block (the next block's first packet on that interface is
+    /// checked against it).
+    fn read_ng(
+        &mut self,
+        st: &mut FileState,
+        file: Arc<std::fs::File>,
+        size: u64,
+        progress: &dyn Fn(u64),
+    ) -> u64 {
+        let mut rd = Reads::new(file.clone(), st.fi, size, 0);
+        // The next block starts here (file offset).
+        let mut s = 0u64;
+        let mut stop = false;
+        let mut seen: Vec<Seen> = Vec::new();
+        for k in 0..rd.blocks {
+            if stop {
+                break;
+            }
+            let (mut bufs, r, _) = self.next_read(&mut rd, k);
+            let bstart = k * BLOCK as u64;
+            let mut got = match r {
+                Ok(n) => n,
+                Err(e) => {
+                    st.fr.corrupt = Some((s, format!("read failed: {e}")));
+                    stop = true;
+                    let _ = self.ctx.recycle.send(bufs);
+                    continue;
+                }
+            };
+            let bend = (bstart + BLOCK as u64).min(size);
+            let (first, start) = (s, st.ng.at.clone());
+            let mut records = 0u64;
+            seen.clear();
+            while s < bend {
+                let rel = (s - bstart) as usize;
+                let at = &mut st.ng.at;
+                let need = match ng_step(&bufs.data[rel..got], at.state.big_endian) {
+                    NgStep::Packet { ty, len } => {
+                        let fr = ng_frame(&bufs.data[rel..rel + len], ty, &at.state, at.last_ts);
+                        if ty == NG_EPB {
+                            at.last_ts = fr.ts_ns;
+                        }
+                        let off = fr.data.as_ptr() as usize - bufs.data.as_ptr() as usize;
+                        let x = Seen {
+                            idx: fr.iface,
+                            link: fr.link,
+                            ts: fr.ts_ns,
+                            number: records,
+                            frame: (off as u32, fr.data.len() as u32),
+                        };
+                        match seen.iter_mut().find(|p| p.idx == x.idx) {
+                            Some(p) => *p = x,
+                            None => seen.push(x),
+                        }
+                        records += 1;
+                        s += len as u64;
+                        continue;
+                    }
+                    NgStep::Meta { len, block } => {
+                        Arc::make_mut(&mut at.state).meta(&block);
+                        s += len as u64;
+                        continue;
+                    }
+                    NgStep::Stop(why) => {
+                        match why {
+                            Some(reason) => st.fr.corrupt = Some((s, reason)),
+                            None => st.fr.truncated_records += 1,
+                        }
+                        stop = true;
+                        break;
+                    }
+                    NgStep::Need(n) => n,
+                };
+                // The block goes on past what was read: read more of it, as the sequential
+                // reader grows its buffer, up to the largest block there is.
+                let (have, left) = (got - rel, size - s);
+                let total = have.saturating_add(need);
+                if total >= MAX_RECORD {
+                    too_large(st, s, left);
+                    stop = true;
+                    break;
+                }
+                if have as u64 >= left {
+                    st.fr.truncated_records += 1; // a cut-off last block
+                    stop = true;
+                    break;
+                }
+                let want = rel + (total.max(2 * have) as u64).min(left) as usize;
+                got = extend(&file, &mut bufs, bstart, got, want);
+                if got < want {
+                    st.fr.corrupt = Some((s, "read failed: the file shrank".into()));
+                    stop = true;
+                    break;
+                }
+            }
+            if records == 0 {
+                let _ = self.ctx.recycle.send(bufs);
+                continue;
+            }
+            let range = ((first - bstart) as u32, (s - bstart) as u32);
+            self.emit_ng(st, bufs, range, records, start, &seen);
+            progress(s);
+        }
+        self.end_reads(rd);
+        s
+    }
+
+    /// Hands on the pcapng blocks in `bufs.data[range]` (`records` packets, `seen`: each
+    /// interface's last of them; `start`: the file where they begin) to be partitioned, with
+    /// each interface's last packet before them.
+    fn emit_ng(
+        &mut self,
+        st: &mut FileState,
+        mut bufs: Bufs,
+        range: Range,
+        records: u64,
+        start: NgStart,
+        seen: &[Seen],
+    ) {
+        bufs.prev_frame.clear();
+        bufs.ng_prevs.clear();
+        for (p, frame) in &st.ng.prevs {
+            let at = bufs.prev_frame.len() as u32;
+            bufs.prev_frame.extend_from_slice(frame);
+            bufs.ng_prevs.push(IfPrev {
+                frame: (at, frame.len() as u32),
+                ..*p
+            });
+        }
+        let first_number = st.fr.frames + 1;
+        st.fr.frames += records;
+        for x in seen {
+            let p = IfPrev {
+                idx: x.idx,
+                link: x.link,
+                ts: x.ts,
+                number: first_number + x.number,
+                frame: (0, 0),
+            };
+            let bytes = slice(&bufs.data, x.frame);
+            match st.ng.prevs.iter_mut().find(|(q, _)| q.idx == x.idx) {
+                Some((q, frame)) => {
+                    *q = p;
+                    frame.clear();
+                    frame.extend_from_slice(bytes);
+                }
+                None => st.ng.prevs.push((p, bytes.to_vec())),
+            }
+        }
+        let raw = RawBlock {
+            seq: self.seq,
+            file: st.fi,
+            first_number,
+            prev: None,
+            range,
+            records,
+            bufs,
+            ng: start,
+        };
+        self.seq += 1;
+        let _ = self.todo.send(raw);
+    }
+
+    /// Block `k` of `rd`'s file once it is read, with reads of the blocks after it kept going
+    /// ahead while there are buffers to spare.
+    fn next_read(&mut self, rd: &mut Reads, k: u64) -> Ready {
+        while rd.issued < rd.blocks && (rd.issued == k || !self.recycle.is_empty()) {
+            let bufs = self.take_bufs();
+            let off = rd.base + rd.issued * BLOCK as u64;
+            let f = &self.ctx.files[rd.fi];
+            let _ = self.reads.send(ReadTask {
+                file: rd.file.clone(),
+                fi: rd.fi,
+                k: rd.issued,
+                off,
+                len: (BLOCK + SLACK).min((rd.size - off) as usize),
+                own: BLOCK.min((rd.size - off) as usize),
+                big_endian: f.big_endian,
+                ns: f.ns,
+                // Record headers are guessed in legacy files only.
+                guess: !f.ng && self.ctx.outs.len() >= GUESS_FROM,
+                bufs,
+                done: self.done_tx.clone(),
+            });
+            rd.issued += 1;
+            rd.outstanding += 1;
+        }
+        loop {
+            if let Some(b) = rd.ready.remove(&k) {
+                return b;
+            }
+            let (j, b, r, h) = self.wait_read();
+            rd.outstanding -= 1;
+            rd.ready.insert(j, (b, r, h));
+        }
+    }
+
+    /// Reading stopped (at the end, or early): takes back the blocks still being read.
+    fn end_reads(&mut self, rd: Reads) {
+        for (_, (b, _, _)) in rd.ready {
+            let _ = self.ctx.recycle.send(b);
+        }
+        for _ in 0..rd.outstanding {
+            let (_, b, _, _) = self.wait_read();
+            let _ = self.ctx.recycle.send(b);
+        }
     }
 
     /// The next finished read; meanwhile other work is done.
@@ -1139,6 +1441,9 @@ fn take_bufs(ctx: &Ctx, recycle: &Receiver<Bufs>, side: &mut Side) -> Bufs {
 fn partition(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
     // One loop per record format, each with its byte order and time unit fixed.
     let f = &ctx.files[raw.file];
+    if f.ng {
+        return partition_ng(raw, ctx, side);
+    }
     match (f.big_endian, f.ns) {
         (false, false) => partition_as::<false, false>(raw, ctx, side),
         (false, true) => partition_as::<false, true>(raw, ctx, side),
@@ -1158,6 +1463,7 @@ fn partition_as<const BIG_ENDIAN: bool, const NS: bool>(raw: RawBlock, ctx: &Ctx
         range,
         records,
         mut bufs,
+        ..
     } = raw;
     let f = &ctx.files[file];
     let filled = if side.timeline.is_some() {
@@ -1178,6 +1484,234 @@ fn partition_as<const BIG_ENDIAN: bool, const NS: bool>(raw: RawBlock, ctx: &Ctx
         hand_on(ctx, side, seq, file, first_number, &filled, bufs);
     }
     side.spent.partition += since(t0);
+}
+
+/// `partition` for a pcapng file.
+fn partition_ng(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
+    let t0 = side.spent.now();
+    let RawBlock {
+        seq,
+        file,
+        first_number,
+        range,
+        records,
+        mut bufs,
+        ng,
+        ..
+    } = raw;
+    let filled = match side.timeline.as_mut() {
+        Some((t, _)) => fill_counted_ng(
+            &mut bufs,
+            range,
+            records,
+            first_number,
+            &ng,
+            ctx,
+            &mut side.c,
+            t,
+        ),
+        None => fill_ng::<false>(
+            &mut bufs,
+            range,
+            records,
+            first_number,
+            &ng,
+            ctx,
+            &mut side.c,
+            None,
+        ),
+    };
+    debug_assert_eq!(
+        filled.records, records,
+        "the reader's packets and the partition's"
+    );
+    hand_on(ctx, side, seq, file, first_number, &filled, bufs);
+    side.spent.partition += since(t0);
+}
+
+/// `fill_ng` with a timeline, out of line (as `fill_counted`).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn fill_counted_ng(
+    bufs: &mut Bufs,
+    range: Range,
+    records: u64,
+    first_number: u64,
+    start: &NgStart,
+    ctx: &Ctx,
+    c: &mut Counters,
+    t: &mut Timeline,
+) -> Filled {
+    fill_ng::<true>(bufs, range, records, first_number, start, ctx, c, Some(t))
+}
+
+/// Empties a block's lists for partitioning `bytes` bytes of `records` records, and chooses
+/// whether its packets go in rows (see ROWS_FROM).
+fn reset_lists(bufs: &mut Bufs, bytes: u64, records: u64) {
+    bufs.pkts.clear();
+    for p in &mut bufs.parts {
+        p.clear();
+    }
+    for r in &mut bufs.rows {
+        r.clear();
+    }
+    bufs.cands.clear();
+    bufs.in_rows = !bufs.rows.is_empty() && bytes >= ROWS_FROM as u64 * records;
+}
+
+/// `fill` for a pcapng file: walks the blocks of `bufs.data[range]` from `start` (the sections
+/// and interfaces where they begin), follows section headers and interface descriptions, and
+/// decodes, checks (against the packet before on the same interface) and shards every packet.
+/// `first_number`: the number of the block's first packet in the file. `TL` as in `fill`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn fill_ng<const TL: bool>(
+    bufs: &mut Bufs,
+    range: Range,
+    records: u64,
+    first_number: u64,
+    start: &NgStart,
+    ctx: &Ctx,
+    c: &mut Counters,
+    mut timeline: Option<&mut Timeline>,
+) -> Filled {
+    let (bps, spacing) = (ctx.link_bps, &ctx.spacing);
+    reset_lists(bufs, (range.1 - range.0) as u64, records);
+    let Bufs {
+        data,
+        pkts,
+        parts,
+        rows,
+        in_rows,
+        cands,
+        ng_prevs,
+        ng_cur,
+        ..
+    } = bufs;
+    // One of the two is filed into (an empty list of lists files nothing).
+    let (parts, rows) = if *in_rows {
+        (&mut parts[..0], &mut rows[..])
+    } else {
+        (&mut parts[..], &mut rows[..0])
+    };
+    ng_cur.clear();
+    ng_cur.extend(ng_prevs.iter().map(|p| IfCur {
+        idx: p.idx,
+        link: p.link,
+        ts: p.ts,
+        number: p.number as i64 - first_number as i64,
+        frame: p.frame,
+        before: true,
+        budget: Budget::default(),
+    }));
+    let mut state = start.state.clone();
+    let mut last_ts = start.last_ts;
+    let base = data.as_ptr() as usize;
+    let data = &data[..range.1 as usize];
+    let (mut pos, mut number, mut clock, mut first) = (range.0 as usize, 0u64, i64::MIN, i64::MAX);
+    let (mut bytes, mut iat) = (0u64, LocalHist::default());
+    let src = Source::Pcap;
+    // Where in `ng_cur` the latest packet's interface is.
+    let mut cur = usize::MAX;
+    while pos + 8 <= data.len() {
+        let be = state.big_endian;
+        let ty = ng_u32(data, pos, be);
+        if ty != NG_EPB && ty != NG_SPB {
+            // A section header, an interface, or a block of no interest: as the reader read it.
+            match ng_step(&data[pos..], be) {
+                NgStep::Meta { len, block } => {
+                    Arc::make_mut(&mut state).meta(&block);
+                    pos += len;
+                    continue;
+                }
+                _ => break,
+            }
+        }
+        let len = ng_u32(data, pos + 4, be) as usize;
+        let Some(blk) = data.get(pos..pos + len) else {
+            break;
+        };
+        let fr = ng_frame(blk, ty, &state, last_ts);
+        if ty == NG_EPB {
+            last_ts = fr.ts_ns;
+        }
+        let (ts, wire_len) = (fr.ts_ns, fr.wire_len);
+        let frame_ref = (
+            (fr.data.as_ptr() as usize - base) as u32,
+            fr.data.len() as u32,
+        );
+        if TL {
+            if let Some(t) = timeline.as_deref_mut() {
+                t.tick(ts, c);
+            }
+            c.inc(slot::packets(src));
+            c.add(slot::bytes(src), wire_len as u64);
+        }
+        bytes += wire_len as u64;
+        clock = clock.max(ts);
+        first = first.min(ts);
+        // The packet before it on its interface.
+        if ng_cur.get(cur).is_none_or(|p| p.idx != fr.iface) {
+            cur = match ng_cur.iter().position(|p| p.idx == fr.iface) {
+                Some(i) => i,
+                None => {
+                    ng_cur.push(IfCur {
+                        idx: fr.iface,
+                        link: fr.link,
+                        ts,
+                        number: number as i64,
+                        frame: frame_ref,
+                        before: false,
+                        budget: Budget::default(),
+                    });
+                    // The interface's first packet: nothing to check it against.
+                    ng_cur.len() - 1
+                }
+            };
+        }
+        let p = &mut ng_cur[cur];
+        if p.number != number as i64 {
+            let delta = ts.saturating_sub(p.ts);
+            if spacing.possible(delta, wire_len) {
+                if TL {
+                    c.observe_ns(slot::iat_hist(src), delta as u64);
+                } else {
+                    iat.observe(delta as u64);
+                }
+            } else {
+                let cand = Cand {
+                    negative: false,
+                    number,
+                    delta,
+                    ts,
+                    iface: fr.iface,
+                    frame: frame_ref,
+                    link: fr.link,
+                    prev_number: p.number,
+                    prev_link: p.link,
+                    prev: p.frame,
+                    prev_before: p.before,
+                };
+                unusual_delta(c, cands, &mut p.budget, bps, delta, wire_len, cand);
+            }
+        }
+        (p.link, p.ts, p.number, p.frame, p.before) =
+            (fr.link, ts, number as i64, frame_ref, false);
+        decode_record::<false>(
+            fr.link, fr.data, ts, wire_len, clock, number, base, pkts, parts, rows, c,
+        );
+        number += 1;
+        pos += len;
+    }
+    Filled {
+        range,
+        records: number,
+        counted: TL,
+        bytes,
+        first,
+        clock,
+        iat,
+    }
 }
 
 /// `fill` by the thread that read the block, from the first record it guessed (`h`), before the
@@ -1247,16 +1781,7 @@ fn fill<const BIG_ENDIAN: bool, const NS: bool, const SPEC: bool, const TL: bool
     mut timeline: Option<&mut Timeline>,
 ) -> Option<Filled> {
     let (bps, spacing) = (ctx.link_bps, &ctx.spacing);
-    bufs.pkts.clear();
-    for p in &mut bufs.parts {
-        p.clear();
-    }
-    for r in &mut bufs.rows {
-        r.clear();
-    }
-    bufs.cands.clear();
-    bufs.in_rows =
-        !bufs.rows.is_empty() && (range.1 - range.0) as u64 >= ROWS_FROM as u64 * records;
+    reset_lists(bufs, (range.1 - range.0) as u64, records);
     let Bufs {
         data,
         pkts,
@@ -1264,6 +1789,7 @@ fn fill<const BIG_ENDIAN: bool, const NS: bool, const SPEC: bool, const TL: bool
         rows,
         in_rows,
         cands,
+        prev_frame,
         ..
     } = bufs;
     // One of the two is filed into (an empty list of lists files nothing).
@@ -1311,8 +1837,20 @@ fn fill<const BIG_ENDIAN: bool, const NS: bool, const SPEC: bool, const TL: bool
             } else if SPEC {
                 return None;
             } else {
-                let at = (number, ts, frame_ref, prev_ref);
-                unusual_delta(c, cands, &mut budget, bps, delta, wire_len, at);
+                let cand = Cand {
+                    negative: false,
+                    number,
+                    delta,
+                    ts,
+                    iface: 0,
+                    frame: frame_ref,
+                    link: f.link,
+                    prev_number: number as i64 - 1,
+                    prev_link: f.link,
+                    prev: prev_ref.unwrap_or((0, prev_frame.len() as u32)),
+                    prev_before: prev_ref.is_none(),
+                };
+                unusual_delta(c, cands, &mut budget, bps, delta, wire_len, cand);
             }
         }
         prev_ts = ts;
@@ -1377,16 +1915,17 @@ fn hand_on(
 /// `prev_ts` before a file's first record (a legacy record's time is never negative).
 const NO_PREV: i64 = i64::MIN;
 
-/// The candidates for timestamp events a block may still take, per kind.
-#[derive(Default)]
+/// The candidates for timestamp events a block may still take (or the events a file may), per
+/// kind.
+#[derive(Clone, Copy, Default)]
 struct Budget {
     negatives: u32,
     spacings: u32,
 }
 
-/// A negative, zero or impossibly short inter-arrival time (`at`: the record's number, time and
-/// frame, and the previous record's frame): counted, and kept as a candidate event while the
-/// block's budget for its kind lasts. Out of line: the partition loop keeps its registers.
+/// A negative, zero or impossibly short inter-arrival time: counted, and `cand` (the record,
+/// its kind still to be found) kept as a candidate event while `budget` for its kind lasts.
+/// Out of line: the partition loop keeps its registers.
 #[cold]
 #[inline(never)]
 fn unusual_delta(
@@ -1396,11 +1935,11 @@ fn unusual_delta(
     bps: u64,
     delta: i64,
     wire_len: u32,
-    (number, ts, frame, prev): (u64, i64, Range, Option<Range>),
+    mut cand: Cand,
 ) {
     let (a, impossible) = measure(c, Source::Pcap, bps, delta, wire_len);
     let negative = a == Anomaly::Negative;
-    // At most a budget's worth per kind per block can become events.
+    // At most a budget's worth per kind per source per block can become events.
     let room = if negative {
         &mut budget.negatives
     } else {
@@ -1408,14 +1947,8 @@ fn unusual_delta(
     };
     if (negative || impossible) && *room < EVENTS_PER_SOURCE {
         *room += 1;
-        cands.push(Cand {
-            negative,
-            number,
-            delta,
-            ts,
-            frame,
-            prev,
-        });
+        cand.negative = negative;
+        cands.push(cand);
     }
 }
 
@@ -1477,12 +2010,17 @@ fn decode_record<const SPEC: bool>(
     true
 }
 
-/// The per-file budget of timestamp events, spent in file order by worker 0.
+/// The bytes of `v` at `(offset, length)` (none where they are not there).
+fn slice(v: &[u8], (o, l): Range) -> &[u8] {
+    v.get(o as usize..(o as usize + l as usize)).unwrap_or(&[])
+}
+
+/// The per-source budgets of timestamp events in the file being read, spent in file order by
+/// worker 0.
 #[derive(Default)]
 struct TsEvents {
     file: Option<usize>,
-    negatives: u32,
-    spacings: u32,
+    budgets: Vec<(u32, Budget)>,
 }
 
 impl TsEvents {
@@ -1494,33 +2032,42 @@ impl TsEvents {
             };
         }
         let f = &ctx.files[b.file];
-        let flow_of = |bytes: &[u8]| decode(f.link, bytes).ok().map(|(d, _)| FlowId::of(&d));
-        let range = |(o, l): Range| &b.bufs.data[o as usize..(o + l) as usize];
+        let flow_of =
+            |link: u32, bytes: &[u8]| decode(link, bytes).ok().map(|(d, _)| FlowId::of(&d));
         for cand in &b.bufs.cands {
+            let i = match self.budgets.iter().position(|(s, _)| *s == cand.iface) {
+                Some(i) => i,
+                None => {
+                    self.budgets.push((cand.iface, Budget::default()));
+                    self.budgets.len() - 1
+                }
+            };
+            let budget = &mut self.budgets[i].1;
             let (budget, action) = if cand.negative {
-                (&mut self.negatives, "timestamp-negative-delta")
+                (&mut budget.negatives, "timestamp-negative-delta")
             } else {
-                (&mut self.spacings, "timestamp-impossible-spacing")
+                (&mut budget.spacings, "timestamp-impossible-spacing")
             };
             if *budget >= EVENTS_PER_SOURCE {
                 continue;
             }
             *budget += 1;
-            let prev_flow = match cand.prev {
-                Some(r) => flow_of(range(r)),
-                None => flow_of(&b.bufs.prev_frame),
+            let prev_bytes = if cand.prev_before {
+                slice(&b.bufs.prev_frame, cand.prev)
+            } else {
+                slice(&b.bufs.data, cand.prev)
             };
             let number = b.first_number + cand.number;
             let e = timestamps::event(
                 action,
                 &f.origin,
-                0,
+                cand.iface,
                 number,
                 cand.delta,
                 cand.ts,
-                number - 1,
-                prev_flow,
-                flow_of(range(cand.frame)),
+                (b.first_number as i64 + cand.prev_number) as u64,
+                flow_of(cand.prev_link, prev_bytes),
+                flow_of(cand.link, slice(&b.bufs.data, cand.frame)),
             );
             if !ctx.events.send(e) {
                 c.inc(slot::EVENTS_DROPPED);

@@ -341,8 +341,8 @@ pub fn open_all(paths: &[PathBuf]) -> Result<Vec<PcapFile>, ReadError> {
 /// a read with `opts.sequential`).
 pub fn run(files: Vec<PcapFile>, opts: Options, progress: &(dyn Fn(u64) + Sync)) -> Report {
     if !opts.sequential {
-        if let Some(legacy) = crate::parallel::legacy_all(&files) {
-            return crate::parallel::run(&files, legacy, &opts, progress);
+        if let Some(inputs) = crate::parallel::inputs(&files) {
+            return crate::parallel::run(&files, inputs, &opts, progress);
         }
     }
     let workers = Workers::start(&opts, Source::Pcap, 1);

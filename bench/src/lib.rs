@@ -1,7 +1,9 @@
 //! Benchmark helpers: `gen`, the seeded traffic generator behind `bench/scripts/*` and the flood
-//! tests, and the one frame the live senders (`xdpblast`, the live tests) repeat.
+//! tests; `ng`, pcapng copies of its captures; and the one frame the live senders (`xdpblast`,
+//! the live tests) repeat.
 
 pub mod gen;
+pub mod ng;
 
 use etherparse::PacketBuilder;
 use std::net::Ipv4Addr;

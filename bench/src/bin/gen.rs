@@ -1,9 +1,12 @@
 //! `gen`: writes a seeded, deterministic pcap of a traffic scenario (see `spanwatch_bench::gen`)
 //! and prints what it wrote, by construction, as JSON.
 //!   gen --scenario mix --packets 1000000 --seed 1 -o mix.pcap
+//!   gen --scenario mix --packets 1000000 --pcapng plain -o mix.pcapng
 
 use clap::Parser;
 use spanwatch_bench::gen::{write, Options, Scenario};
+use spanwatch_bench::ng::{to_pcapng, Layout};
+use std::io::Write;
 
 #[derive(Parser)]
 struct Args {
@@ -17,6 +20,10 @@ struct Args {
     /// syn-flood: write one FTP login session after this many SYNs.
     #[arg(long)]
     ftp_login_at: Option<u64>,
+    /// Write pcapng: `plain` (one interface, as capture tools write it) or `rich` (several
+    /// interfaces, time units, sections and block kinds; see `spanwatch_bench::ng`).
+    #[arg(long)]
+    pcapng: Option<String>,
     #[arg(short, long)]
     output: std::path::PathBuf,
 }
@@ -30,7 +37,16 @@ fn main() -> std::process::ExitCode {
         );
         return std::process::ExitCode::from(2);
     };
-    let f = match std::fs::File::create(&a.output) {
+    let layout = match a.pcapng.as_deref() {
+        None => None,
+        Some("plain") => Some(Layout::Plain),
+        Some("rich") => Some(Layout::Rich),
+        Some(other) => {
+            eprintln!("gen: --pcapng {other}: expected plain or rich");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let mut f = match std::fs::File::create(&a.output) {
         Ok(f) => std::io::BufWriter::with_capacity(1 << 20, f),
         Err(e) => {
             eprintln!("gen: {}: {e}", a.output.display());
@@ -43,7 +59,23 @@ fn main() -> std::process::ExitCode {
         seed: a.seed,
         ftp_login_at: a.ftp_login_at,
     };
-    match write(&o, f) {
+    let written = match layout {
+        None => write(&o, f).map_err(|e| e.to_string()),
+        // The capture in memory first (pcapng is written from the libpcap one).
+        Some(layout) => {
+            let mut legacy = Vec::new();
+            write(&o, &mut legacy)
+                .map_err(|e| e.to_string())
+                .and_then(|t| {
+                    let ng = to_pcapng(&legacy, layout).map_err(|e| e.to_string())?;
+                    f.write_all(&ng)
+                        .and_then(|_| f.flush())
+                        .map_err(|e| e.to_string())?;
+                    Ok(t)
+                })
+        }
+    };
+    match written {
         Ok(t) => {
             println!("{}", serde_json::to_string(&t).unwrap_or_default());
             std::process::ExitCode::SUCCESS
