@@ -19,9 +19,10 @@ use crate::decode::{decode, decode_into, Decoded};
 use crate::hash::pick;
 use crate::pipeline::{FileReport, Options, Report};
 use crate::source::pcap::{
-    legacy_caplen, legacy_record, legacy_u32, ng_frame, ng_step, ng_u32, Legacy, NgState, NgStep,
-    PcapFile, LEGACY_HEADER, MAX_RECORD, NG_EPB, NG_SPB,
+    legacy_caplen, legacy_record, legacy_u32, ng_epb_len, ng_if_id, ng_packet, ng_step, ng_u32, Be,
+    Iface, Le, Legacy, NgState, NgStep, Order, PcapFile, LEGACY_HEADER, MAX_RECORD, NG_EPB, NG_SPB,
 };
+use crate::source::Frame;
 use crate::spin::Spin;
 use crate::timeline::{Collector, Timeline};
 use crate::timestamps::{self, measure, Anomaly, FlowId, Spacing, EVENTS_PER_SOURCE};
@@ -128,6 +129,8 @@ struct RawBlock {
 struct NgStart {
     state: Arc<NgState>,
     last_ts: i64,
+    /// A section header within the block changes the byte order.
+    mixed: bool,
 }
 
 /// A pcapng interface's last packet before a block: its index in the file, link type, time,
@@ -161,6 +164,200 @@ struct IfCur {
 struct NgRead {
     at: NgStart,
     prevs: Vec<(IfPrev, Vec<u8>)>,
+}
+
+/// The interface of the latest pcapng packet, kept while the next ones name the same (most
+/// packets do): its number in its section (`u64::MAX` for a simple packet block's), index in the
+/// file and description. Emptied where a section or an interface begins.
+struct IfCache {
+    key: u64,
+    idx: u32,
+    ifc: Iface,
+}
+
+impl Default for IfCache {
+    fn default() -> IfCache {
+        IfCache {
+            key: NO_KEY,
+            idx: 0,
+            ifc: NgState::default().iface(NG_SPB, 0).1,
+        }
+    }
+}
+
+impl IfCache {
+    /// The interface a packet block of type `ty` naming `if_id` is on, in a file as `st` says.
+    #[inline(always)]
+    fn get(&mut self, st: &NgState, ty: u32, if_id: u32) -> (u32, &Iface) {
+        let key = if ty == NG_SPB { u64::MAX } else { if_id as u64 };
+        if key != self.key {
+            (self.idx, self.ifc) = st.iface(ty, if_id);
+            self.key = key;
+        }
+        (self.idx, &self.ifc)
+    }
+}
+
+/// What the reader notes of a pcapng block's packets as it walks them, so that at the block's
+/// end it finds each interface's last packet, and the latest enhanced packet block's time, without
+/// working out every packet's time and frame.
+struct NgHop {
+    last: Vec<LastPkt>,
+    /// The latest packet's interface: its key (as `IfCache`'s) and its place in `last`.
+    key: u64,
+    at: usize,
+    /// The latest enhanced packet block whose time is still to be worked out (a simple packet
+    /// block inherits it): where it starts, and its interface's place in `last`.
+    epb: Option<(usize, usize)>,
+}
+
+/// An interface met in a pcapng block: its index in the file, description and byte order as its
+/// latest packet found them, and that packet: where it starts, its block type, its number in the
+/// block and (a simple packet block) the time it inherits.
+struct LastPkt {
+    idx: u32,
+    ifc: Iface,
+    be: bool,
+    pos: usize,
+    ty: u32,
+    number: u64,
+    spb_ts: i64,
+}
+
+impl Default for NgHop {
+    fn default() -> NgHop {
+        NgHop {
+            last: Vec::new(),
+            key: NO_KEY,
+            at: 0,
+            epb: None,
+        }
+    }
+}
+
+/// `NgHop::key` and `IfCache::key` before any packet, and after a section or interface block.
+const NO_KEY: u64 = u64::MAX - 1;
+
+impl NgHop {
+    fn clear(&mut self) {
+        *self = NgHop {
+            last: std::mem::take(&mut self.last),
+            ..NgHop::default()
+        };
+        self.last.clear();
+    }
+
+    /// The usual blocks from `pos` of `data` on, while they start before `end` (`ng_epb_len`;
+    /// the block's first packet `number`): where the next block starts, and how many were met.
+    #[inline(always)]
+    fn epbs<O: Order>(
+        &mut self,
+        data: &[u8],
+        mut pos: usize,
+        end: usize,
+        be: O,
+        at: &mut NgStart,
+        number: u64,
+    ) -> (usize, u64) {
+        let mut n = 0;
+        while pos < end {
+            let Some(len) = ng_epb_len(&data[pos..], be) else {
+                break;
+            };
+            self.packet(data, pos, NG_EPB, be, at, number + n);
+            n += 1;
+            pos += len;
+        }
+        (pos, n)
+    }
+
+    /// A packet block of type `ty` at `pos` of `data` (a section of byte order `be`, the file as
+    /// `at` says), the block's packet `number`.
+    #[inline(always)]
+    fn packet<O: Order>(
+        &mut self,
+        data: &[u8],
+        pos: usize,
+        ty: u32,
+        be: O,
+        at: &mut NgStart,
+        number: u64,
+    ) {
+        let if_id = ng_if_id(&data[pos..], ty, be);
+        let be = be.big();
+        let key = if ty == NG_SPB { u64::MAX } else { if_id as u64 };
+        if key != self.key {
+            let (idx, ifc) = at.state.iface(ty, if_id);
+            self.at = match self.last.iter().position(|p| p.idx == idx) {
+                Some(i) => i,
+                None => {
+                    self.last.push(LastPkt {
+                        idx,
+                        ifc,
+                        be,
+                        pos,
+                        ty,
+                        number,
+                        spb_ts: 0,
+                    });
+                    self.last.len() - 1
+                }
+            };
+            (self.last[self.at].ifc, self.last[self.at].be) = (ifc, be);
+            self.key = key;
+        }
+        let spb_ts = if ty == NG_SPB {
+            self.settle(data, at);
+            at.last_ts
+        } else {
+            self.epb = Some((pos, self.at));
+            0
+        };
+        let e = &mut self.last[self.at];
+        (e.pos, e.ty, e.number, e.spb_ts) = (pos, ty, number, spb_ts);
+    }
+
+    /// Before a section or interface block: what the file says of interfaces may change.
+    fn meta(&mut self, data: &[u8], at: &mut NgStart) {
+        self.settle(data, at);
+        self.key = NO_KEY;
+    }
+
+    /// Works out the time of the latest enhanced packet block, if still to do.
+    fn settle(&mut self, data: &[u8], at: &mut NgStart) {
+        if let Some((pos, i)) = self.epb.take() {
+            at.last_ts = self.last[i].frame(data, pos, NG_EPB, 0).ts_ns;
+        }
+    }
+
+    /// Each interface's last packet in the block (`data`).
+    fn last_packets<'a>(&'a self, data: &'a [u8]) -> impl Iterator<Item = Seen> + 'a {
+        self.last.iter().map(move |e| {
+            let fr = e.frame(data, e.pos, e.ty, e.spb_ts);
+            let off = fr.data.as_ptr() as usize - data.as_ptr() as usize;
+            Seen {
+                idx: e.idx,
+                link: fr.link,
+                ts: fr.ts_ns,
+                number: e.number,
+                frame: (off as u32, fr.data.len() as u32),
+            }
+        })
+    }
+}
+
+impl LastPkt {
+    /// The frame of the packet block of type `ty` at `pos` of `data`, on this interface.
+    fn frame<'a>(&self, data: &'a [u8], pos: usize, ty: u32, last_ts: i64) -> Frame<'a> {
+        let len = ng_u32(data, pos + 4, self.be) as usize;
+        ng_packet(
+            &data[pos..pos + len],
+            ty,
+            self.be,
+            (self.idx, &self.ifc),
+            last_ts,
+        )
+    }
 }
 
 /// A packet the reader met in a pcapng block: its interface, link, time, number in the block and
@@ -1006,6 +1203,7 @@ impl Reader<'_> {
     /// Reads a plain file: blocks of BLOCK bytes (and SLACK more) are read with `pread` by
     /// whichever threads are free, in parallel; this thread only hops the record headers of each
     /// block in order, to find where the block's records begin and end.
+    #[inline(never)]
     fn read_at(
         &mut self,
         st: &mut FileState,
@@ -1143,7 +1341,7 @@ impl Reader<'_> {
         // The next block starts here (file offset).
         let mut s = 0u64;
         let mut stop = false;
-        let mut seen: Vec<Seen> = Vec::new();
+        let (mut seen, mut hop) = (Vec::new(), NgHop::default());
         for k in 0..rd.blocks {
             if stop {
                 break;
@@ -1160,36 +1358,37 @@ impl Reader<'_> {
                 }
             };
             let bend = (bstart + BLOCK as u64).min(size);
-            let (first, start) = (s, st.ng.at.clone());
+            let (first, mut start) = (s, st.ng.at.clone());
+            start.mixed = false;
             let mut records = 0u64;
-            seen.clear();
+            hop.clear();
             while s < bend {
                 let rel = (s - bstart) as usize;
                 let at = &mut st.ng.at;
-                let need = match ng_step(&bufs.data[rel..got], at.state.big_endian) {
+                let be = at.state.big_endian;
+                // The usual blocks, in a loop of their section's byte order.
+                let (data, end) = (&bufs.data[..got], (bend - bstart) as usize);
+                let (to, n) = if be {
+                    hop.epbs(data, rel, end, Be, at, records)
+                } else {
+                    hop.epbs(data, rel, end, Le, at, records)
+                };
+                if n > 0 {
+                    records += n;
+                    s = bstart + to as u64;
+                    continue;
+                }
+                let need = match ng_step(&bufs.data[rel..got], be) {
                     NgStep::Packet { ty, len } => {
-                        let fr = ng_frame(&bufs.data[rel..rel + len], ty, &at.state, at.last_ts);
-                        if ty == NG_EPB {
-                            at.last_ts = fr.ts_ns;
-                        }
-                        let off = fr.data.as_ptr() as usize - bufs.data.as_ptr() as usize;
-                        let x = Seen {
-                            idx: fr.iface,
-                            link: fr.link,
-                            ts: fr.ts_ns,
-                            number: records,
-                            frame: (off as u32, fr.data.len() as u32),
-                        };
-                        match seen.iter_mut().find(|p| p.idx == x.idx) {
-                            Some(p) => *p = x,
-                            None => seen.push(x),
-                        }
+                        hop.packet(&bufs.data, rel, ty, be, at, records);
                         records += 1;
                         s += len as u64;
                         continue;
                     }
                     NgStep::Meta { len, block } => {
+                        hop.meta(&bufs.data, at);
                         Arc::make_mut(&mut at.state).meta(&block);
+                        start.mixed |= at.state.big_endian != start.state.big_endian;
                         s += len as u64;
                         continue;
                     }
@@ -1225,10 +1424,13 @@ impl Reader<'_> {
                     break;
                 }
             }
+            hop.settle(&bufs.data, &mut st.ng.at);
             if records == 0 {
                 let _ = self.ctx.recycle.send(bufs);
                 continue;
             }
+            seen.clear();
+            seen.extend(hop.last_packets(&bufs.data));
             let range = ((first - bstart) as u32, (s - bstart) as u32);
             self.emit_ng(st, bufs, range, records, start, &seen);
             progress(s);
@@ -1499,27 +1701,21 @@ fn partition_ng(raw: RawBlock, ctx: &Ctx, side: &mut Side) {
         ng,
         ..
     } = raw;
-    let filled = match side.timeline.as_mut() {
-        Some((t, _)) => fill_counted_ng(
-            &mut bufs,
-            range,
-            records,
-            first_number,
-            &ng,
-            ctx,
-            &mut side.c,
-            t,
-        ),
-        None => fill_ng::<false>(
-            &mut bufs,
-            range,
-            records,
-            first_number,
-            &ng,
-            ctx,
-            &mut side.c,
-            None,
-        ),
+    let (b, c) = (&mut bufs, &mut side.c);
+    // One loop per byte order where the block keeps one; with a timeline, one loop.
+    let filled = match (side.timeline.as_mut(), ng.mixed, ng.state.big_endian) {
+        (Some((t, _)), _, be) => {
+            fill_counted_ng(b, range, records, first_number, &ng, ctx, c, t, be)
+        }
+        (None, false, false) => {
+            fill_ng::<_, false>(b, range, records, first_number, &ng, ctx, c, None, Le)
+        }
+        (None, false, true) => {
+            fill_ng::<_, false>(b, range, records, first_number, &ng, ctx, c, None, Be)
+        }
+        (None, true, be) => {
+            fill_ng::<_, false>(b, range, records, first_number, &ng, ctx, c, None, be)
+        }
     };
     debug_assert_eq!(
         filled.records, records,
@@ -1541,8 +1737,19 @@ fn fill_counted_ng(
     ctx: &Ctx,
     c: &mut Counters,
     t: &mut Timeline,
+    be: bool,
 ) -> Filled {
-    fill_ng::<true>(bufs, range, records, first_number, start, ctx, c, Some(t))
+    fill_ng::<_, true>(
+        bufs,
+        range,
+        records,
+        first_number,
+        start,
+        ctx,
+        c,
+        Some(t),
+        be,
+    )
 }
 
 /// Empties a block's lists for partitioning `bytes` bytes of `records` records, and chooses
@@ -1565,7 +1772,7 @@ fn reset_lists(bufs: &mut Bufs, bytes: u64, records: u64) {
 /// `first_number`: the number of the block's first packet in the file. `TL` as in `fill`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn fill_ng<const TL: bool>(
+fn fill_ng<O: Order, const TL: bool>(
     bufs: &mut Bufs,
     range: Range,
     records: u64,
@@ -1574,6 +1781,7 @@ fn fill_ng<const TL: bool>(
     ctx: &Ctx,
     c: &mut Counters,
     mut timeline: Option<&mut Timeline>,
+    mut be: O,
 ) -> Filled {
     let (bps, spacing) = (ctx.link_bps, &ctx.spacing);
     reset_lists(bufs, (range.1 - range.0) as u64, records);
@@ -1613,14 +1821,15 @@ fn fill_ng<const TL: bool>(
     let src = Source::Pcap;
     // Where in `ng_cur` the latest packet's interface is.
     let mut cur = usize::MAX;
+    let mut ifc = IfCache::default();
     while pos + 8 <= data.len() {
-        let be = state.big_endian;
         let ty = ng_u32(data, pos, be);
         if ty != NG_EPB && ty != NG_SPB {
             // A section header, an interface, or a block of no interest: as the reader read it.
             match ng_step(&data[pos..], be) {
                 NgStep::Meta { len, block } => {
                     Arc::make_mut(&mut state).meta(&block);
+                    (ifc, be) = (IfCache::default(), be.then(state.big_endian));
                     pos += len;
                     continue;
                 }
@@ -1631,7 +1840,8 @@ fn fill_ng<const TL: bool>(
         let Some(blk) = data.get(pos..pos + len) else {
             break;
         };
-        let fr = ng_frame(blk, ty, &state, last_ts);
+        let i = ifc.get(&state, ty, ng_if_id(blk, ty, be));
+        let fr = ng_packet(blk, ty, be, i, last_ts);
         if ty == NG_EPB {
             last_ts = fr.ts_ns;
         }
@@ -1789,7 +1999,6 @@ fn fill<const BIG_ENDIAN: bool, const NS: bool, const SPEC: bool, const TL: bool
         rows,
         in_rows,
         cands,
-        prev_frame,
         ..
     } = bufs;
     // One of the two is filed into (an empty list of lists files nothing).
@@ -1837,19 +2046,7 @@ fn fill<const BIG_ENDIAN: bool, const NS: bool, const SPEC: bool, const TL: bool
             } else if SPEC {
                 return None;
             } else {
-                let cand = Cand {
-                    negative: false,
-                    number,
-                    delta,
-                    ts,
-                    iface: 0,
-                    frame: frame_ref,
-                    link: f.link,
-                    prev_number: number as i64 - 1,
-                    prev_link: f.link,
-                    prev: prev_ref.unwrap_or((0, prev_frame.len() as u32)),
-                    prev_before: prev_ref.is_none(),
-                };
+                let cand = legacy_cand(number, delta, ts, frame_ref, prev_ref, f.link);
                 unusual_delta(c, cands, &mut budget, bps, delta, wire_len, cand);
             }
         }
@@ -1862,6 +2059,10 @@ fn fill<const BIG_ENDIAN: bool, const NS: bool, const SPEC: bool, const TL: bool
         }
         number += 1;
         pos += len;
+    }
+    let before = (0, bufs.prev_frame.len() as u32);
+    for cand in bufs.cands.iter_mut().filter(|c| c.prev_before) {
+        cand.prev = before;
     }
     Some(Filled {
         range,
@@ -1921,6 +2122,34 @@ const NO_PREV: i64 = i64::MIN;
 struct Budget {
     negatives: u32,
     spacings: u32,
+}
+
+/// The candidate event of the legacy record `number` (its frame, and the record before's: None
+/// where that is the block's `prev_frame`). Out of line, as `unusual_delta`.
+#[cold]
+#[inline(never)]
+fn legacy_cand(
+    number: u64,
+    delta: i64,
+    ts: i64,
+    frame: Range,
+    prev: Option<Range>,
+    link: u32,
+) -> Cand {
+    Cand {
+        negative: false,
+        number,
+        delta,
+        ts,
+        iface: 0,
+        frame,
+        link,
+        prev_number: number as i64 - 1,
+        prev_link: link,
+        // Before the block: the whole of `prev_frame`, set once the block is partitioned.
+        prev: prev.unwrap_or_default(),
+        prev_before: prev.is_none(),
+    }
 }
 
 /// A negative, zero or impossibly short inter-arrival time: counted, and `cand` (the record,

@@ -14,14 +14,15 @@ use pcap_file::pcapng::blocks::section_header::SectionHeaderBlock;
 use pcap_file::pcapng::blocks::simple_packet::SimplePacketBlock;
 use pcap_file::pcapng::blocks::unknown::UnknownBlock;
 use pcap_file::pcapng::PcapNgWriter;
-use pcap_file::{DataLink, Endianness, PcapResult};
+use pcap_file::{DataLink, Endianness, PcapResult, TsResolution};
 use std::borrow::Cow;
 use std::time::Duration;
 
 /// How `to_pcapng` lays a capture out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
-    /// One little-endian section, one Ethernet interface in microseconds.
+    /// One little-endian section, one Ethernet interface in the capture's time unit
+    /// (microseconds or nanoseconds).
     Plain,
     /// Everything below, by packet index `i` of `n`: three interfaces in the first section
     /// (microseconds; nanoseconds offset by 1000 s; 2^-20 s) taking packets in turn, a fourth
@@ -88,6 +89,10 @@ impl Unit {
 /// The libpcap capture `legacy` (Ethernet) as pcapng in `layout`.
 pub fn to_pcapng(legacy: &[u8], layout: Layout) -> PcapResult<Vec<u8>> {
     let mut reader = PcapReader::new(legacy)?;
+    let plain = match reader.header().ts_resolution {
+        TsResolution::MicroSecond => MICRO,
+        TsResolution::NanoSecond => NANO,
+    };
     let mut packets = Vec::new();
     while let Some(p) = reader.next_packet() {
         let p = p?;
@@ -101,7 +106,7 @@ pub fn to_pcapng(legacy: &[u8], layout: Layout) -> PcapResult<Vec<u8>> {
     let mut w = PcapNgWriter::with_section_header(Vec::new(), section(Endianness::Little))?;
     // The current section's interfaces, in order of their index there.
     let mut units: Vec<Unit> = match layout {
-        Layout::Plain => vec![MICRO],
+        Layout::Plain => vec![plain],
         Layout::Rich => vec![MICRO, NANO_OFFSET, BINARY],
     };
     for u in &units {

@@ -39,7 +39,7 @@ fn main() {
         n_files += 1;
         if std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX) <= 1 << 20 {
             let name = path.file_name().unwrap().to_string_lossy().to_string();
-            // Whole files seed the reader targets (parallel_read takes the libpcap ones).
+            // Whole files seed the reader targets.
             for target in ["pcap_file", "parallel_read"] {
                 let dir = out.join(target);
                 std::fs::create_dir_all(&dir).unwrap();

@@ -37,13 +37,39 @@ pub struct FileStats {
     pub bytes_read: u64,
 }
 
+/// What a pcapng interface description says of its packets.
 #[derive(Clone, Copy, Debug)]
-struct Iface {
+pub struct Iface {
     link: u32,
     /// Units per second of the timestamps.
     res: u64,
     offset_s: i64,
     snaplen: u32,
+}
+
+impl Iface {
+    /// An interface no description names: Ethernet, microseconds.
+    const UNKNOWN: Iface = Iface {
+        link: 1,
+        res: 1_000_000,
+        offset_s: 0,
+        snaplen: 0,
+    };
+
+    /// A packet's time (`units` in the interface's unit) in ns since the epoch: the usual
+    /// units (µs, ns, no offset) in 64-bit arithmetic, any other as `ng_ts`.
+    #[inline(always)]
+    fn ts(&self, units: u64) -> i64 {
+        if self.offset_s == 0 {
+            if self.res == 1_000_000_000 && units <= i64::MAX as u64 {
+                return units as i64;
+            }
+            if self.res == 1_000_000 && units <= i64::MAX as u64 / 1000 {
+                return units as i64 * 1000;
+            }
+        }
+        ng_ts(units, self.res, self.offset_s)
+    }
 }
 
 pub struct PcapFile {
@@ -319,18 +345,13 @@ impl NgState {
         }
     }
 
-    /// The interface an enhanced packet block names (its index in the file), and what is known
-    /// of it (an unknown one: Ethernet, microseconds).
-    #[inline]
-    fn iface(&self, if_id: u32) -> (usize, Iface) {
-        let idx = self.section_base + if_id as usize;
-        let ifc = self.ifaces.get(idx).copied().unwrap_or(Iface {
-            link: 1,
-            res: 1_000_000,
-            offset_s: 0,
-            snaplen: 0,
-        });
-        (idx, ifc)
+    /// The interface a packet block of type `ty` names (a simple packet block: the section's
+    /// first), as its index in the file, and what is known of it.
+    #[inline(always)]
+    pub fn iface(&self, ty: u32, if_id: u32) -> (u32, Iface) {
+        let idx = self.section_base + if ty == NG_SPB { 0 } else { if_id as usize };
+        let ifc = self.ifaces.get(idx).copied().unwrap_or(Iface::UNKNOWN);
+        (idx as u32, ifc)
     }
 
     /// The frame of an enhanced packet block (`units`: its 64-bit time in the interface's unit;
@@ -344,13 +365,13 @@ impl NgState {
         origlen: u32,
         data: &'a [u8],
     ) -> Frame<'a> {
-        let (idx, ifc) = self.iface(if_id);
+        let (idx, ifc) = self.iface(NG_EPB, if_id);
         let data = clamp(data, caplen, ifc.snaplen);
         Frame {
-            ts_ns: ng_ts(units, ifc.res, ifc.offset_s),
+            ts_ns: ifc.ts(units),
             wire_len: origlen.max(data.len() as u32),
             link: ifc.link,
-            iface: idx as u32,
+            iface: idx,
             data,
         }
     }
@@ -359,25 +380,14 @@ impl NgState {
     /// own (it inherits `last_ts`, the packet's before it).
     #[inline]
     pub fn spb<'a>(&self, origlen: u32, data: &'a [u8], last_ts: i64) -> Frame<'a> {
-        let idx = self.section_base;
-        let ifc = self.ifaces.get(idx).copied();
-        let data = clamp(data, origlen, ifc.map_or(0, |i| i.snaplen));
+        let (idx, ifc) = self.iface(NG_SPB, 0);
+        let data = clamp(data, origlen, ifc.snaplen);
         Frame {
             ts_ns: last_ts,
             wire_len: origlen.max(data.len() as u32),
-            link: ifc.map_or(1, |i| i.link),
-            iface: idx as u32,
+            link: ifc.link,
+            iface: idx,
             data,
-        }
-    }
-
-    /// The file index of the interface a packet block of type `ty` with `if_id` names.
-    #[inline]
-    pub fn iface_index(&self, ty: u32, if_id: u32) -> u32 {
-        if ty == NG_SPB {
-            self.section_base as u32
-        } else {
-            self.iface(if_id).0 as u32
         }
     }
 }
@@ -394,34 +404,96 @@ pub enum NgStep<'a> {
     Stop(Option<String>),
 }
 
-/// The 32-bit field at `at` of a pcapng block, in byte order `be` (the block holds it).
-#[inline(always)]
-pub fn ng_u32(b: &[u8], at: usize, be: bool) -> u32 {
-    let f: [u8; 4] = b[at..at + 4].try_into().expect("a 4-byte slice");
-    if be {
-        u32::from_be_bytes(f)
-    } else {
-        u32::from_le_bytes(f)
+/// A pcapng section's byte order: known where the code is compiled (`Le`, `Be`: a loop over a
+/// section's blocks reads their fields without asking), or only at run time (`bool`: big-endian).
+pub trait Order: Copy {
+    fn big(self) -> bool;
+    /// The order after a section header that says `big`: a compiled-in order stays (its caller
+    /// knows no section changes it), a run-time one follows.
+    fn then(self, big: bool) -> Self;
+    /// The 32-bit field at `at` of a block (which holds it).
+    #[inline(always)]
+    fn u32(self, b: &[u8], at: usize) -> u32 {
+        let f: [u8; 4] = b[at..at + 4].try_into().expect("a 4-byte slice");
+        if self.big() {
+            u32::from_be_bytes(f)
+        } else {
+            u32::from_le_bytes(f)
+        }
     }
+}
+
+#[derive(Clone, Copy)]
+pub struct Le;
+#[derive(Clone, Copy)]
+pub struct Be;
+
+impl Order for Le {
+    #[inline(always)]
+    fn big(self) -> bool {
+        false
+    }
+    fn then(self, _: bool) -> Self {
+        self
+    }
+}
+impl Order for Be {
+    #[inline(always)]
+    fn big(self) -> bool {
+        true
+    }
+    fn then(self, _: bool) -> Self {
+        self
+    }
+}
+impl Order for bool {
+    #[inline(always)]
+    fn big(self) -> bool {
+        self
+    }
+    fn then(self, big: bool) -> Self {
+        big
+    }
+}
+
+/// The 32-bit field at `at` of a pcapng block, in byte order `o` (the block holds it).
+#[inline(always)]
+pub fn ng_u32(b: &[u8], at: usize, o: impl Order) -> u32 {
+    o.u32(b, at)
 }
 
 /// The block at the start of `b` in a section of byte order `be`: the parser's verdict, found
 /// without it for the usual block (an enhanced packet block without options, whole in `b`,
 /// whose two lengths agree: what the parser accepts as such).
-#[inline]
-pub fn ng_step(b: &[u8], be: bool) -> NgStep<'_> {
-    if b.len() >= 32 && ng_u32(b, 0, be) == NG_EPB {
-        let len = ng_u32(b, 4, be) as usize;
-        if len >= 32 && len <= b.len() {
-            let caplen = ng_u32(b, 20, be);
-            if caplen < u32::MAX - 4
-                && 32 + ((caplen as usize + 3) & !3) == len
-                && ng_u32(b, len - 4, be) as usize == len
-            {
-                return NgStep::Packet { ty: NG_EPB, len };
-            }
-        }
+#[inline(always)]
+pub fn ng_step<O: Order>(b: &[u8], be: O) -> NgStep<'_> {
+    match ng_epb_len(b, be) {
+        Some(len) => NgStep::Packet { ty: NG_EPB, len },
+        None => ng_parse(b, be.big()),
     }
+}
+
+/// The length of the usual block at the start of `b` (`ng_step` without the parser): an enhanced
+/// packet block without options, whole in `b`, whose two lengths agree. None: any other block.
+#[inline(always)]
+pub fn ng_epb_len<O: Order>(b: &[u8], be: O) -> Option<usize> {
+    if b.len() < 32 || ng_u32(b, 0, be) != NG_EPB {
+        return None;
+    }
+    let len = ng_u32(b, 4, be) as usize;
+    if len < 32 || len > b.len() {
+        return None;
+    }
+    let caplen = ng_u32(b, 20, be);
+    (caplen < u32::MAX - 4
+        && 32 + ((caplen as usize + 3) & !3) == len
+        && ng_u32(b, len - 4, be) as usize == len)
+        .then_some(len)
+}
+
+/// `ng_step` by the parser.
+#[inline(never)]
+fn ng_parse(b: &[u8], be: bool) -> NgStep<'_> {
     let parsed = if be {
         pcap_parser::pcapng::parse_block_be(b)
     } else {
@@ -443,20 +515,52 @@ pub fn ng_step(b: &[u8], be: bool) -> NgStep<'_> {
     }
 }
 
-/// The frame of a packet block `blk` of type `ty` that `ng_step` accepted, in a section of
-/// `st` (`last_ts`: the time a simple packet block inherits).
+/// The interface number a packet block `blk` of type `ty` (byte order `be`) names within its
+/// section (0 for a simple packet block, which names none).
+#[inline(always)]
+pub fn ng_if_id(blk: &[u8], ty: u32, be: impl Order) -> u32 {
+    if ty == NG_EPB {
+        ng_u32(blk, 8, be)
+    } else {
+        0
+    }
+}
+
+/// The frame of a packet block `blk` of type `ty` that `ng_step` accepted, in byte order `be`,
+/// on the interface of index `idx` that `ifc` describes (`last_ts`: the time a simple packet
+/// block inherits). As `NgState::epb` and `NgState::spb` make it from the parser's fields.
+#[inline(always)]
+pub fn ng_packet<'a>(
+    blk: &'a [u8],
+    ty: u32,
+    be: impl Order,
+    (idx, ifc): (u32, &Iface),
+    last_ts: i64,
+) -> Frame<'a> {
+    let body = &blk[..blk.len() - 4];
+    let (ts_ns, orig, data) = if ty == NG_EPB {
+        let units = (ng_u32(blk, 12, be) as u64) << 32 | ng_u32(blk, 16, be) as u64;
+        let data = clamp(&body[28..], ng_u32(blk, 20, be), ifc.snaplen);
+        (ifc.ts(units), ng_u32(blk, 24, be), data)
+    } else {
+        let orig = ng_u32(blk, 8, be);
+        (last_ts, orig, clamp(&body[12..], orig, ifc.snaplen))
+    };
+    Frame {
+        ts_ns,
+        wire_len: orig.max(data.len() as u32),
+        link: ifc.link,
+        iface: idx,
+        data,
+    }
+}
+
+/// `ng_packet` in a section of `st`.
 #[inline(always)]
 pub fn ng_frame<'a>(blk: &'a [u8], ty: u32, st: &NgState, last_ts: i64) -> Frame<'a> {
     let be = st.big_endian;
-    let body = &blk[..blk.len() - 4];
-    if ty == NG_EPB {
-        let units = (ng_u32(blk, 12, be) as u64) << 32 | ng_u32(blk, 16, be) as u64;
-        let (if_id, caplen, origlen) =
-            (ng_u32(blk, 8, be), ng_u32(blk, 20, be), ng_u32(blk, 24, be));
-        st.epb(if_id, units, caplen, origlen, &body[28..])
-    } else {
-        st.spb(ng_u32(blk, 8, be), &body[12..], last_ts)
-    }
+    let (idx, ifc) = st.iface(ty, ng_if_id(blk, ty, be));
+    ng_packet(blk, ty, be, (idx, &ifc), last_ts)
 }
 
 /// The units a second of an interface's times (its `if_tsresol`): 10^n, or 2^n where the top
