@@ -3,7 +3,7 @@
 # (where installed) and optionally the sequential reader (SEQUENTIAL=1) in the same run on the same
 # machine: median of RUNS (5) wall-clock runs each, files in the page cache. Meant for a many-core
 # machine (the device tool's 16 cores); the binaries are carried there prebuilt.
-#   usage: [SCENARIOS="mix udp-flood"] [BASELINE_BIN=…] [EXTRA_BINS="name=path …"] [PIN_CPUS=0-3] [PROFILE_WORKERS="1 16"] [VARIANTS="A=1 B=1,C=2"]
+#   usage: [SCENARIOS="mix udp-flood"] [FORMAT=pcapng] [BASELINE_BIN=…] [EXTRA_BINS="name=path …"] [PIN_CPUS=0-3] [PROFILE_WORKERS="1 16"] [VARIANTS="A=1 B=1,C=2"]
 #          [VARIANT_WORKERS="8 16"] bench/scripts/scale-workers.sh [PACKETS] [WORKERS…]
 #          (default 2000000 packets; 1 2 4 8 12 workers)
 # BASELINE_BIN: an earlier build measured beside BIN at every worker count (same run, same files);
@@ -12,7 +12,8 @@
 # thread and every worker confined to those CPUs: the "line rate on at most 4 cores" rows).
 # PROFILE_WORKERS: worker counts for which one run prints where each thread's time went
 # (SPANWATCH_PROFILE_THREADS; BASELINE_BIN's too). VARIANTS: space-separated environment settings (commas between
-# several) each measured at VARIANT_WORKERS beside the plain binary.
+# several) each measured at VARIANT_WORKERS beside the plain binary. FORMAT=pcapng: the inputs
+# written as pcapng (`gen --pcapng plain`) rather than libpcap.
 set -euo pipefail
 B=${BIN:-target/release/spanwatch}
 G=${GEN:-target/release/gen}
@@ -22,12 +23,17 @@ DIR=${WORKDIR:-$(mktemp -d)}; mkdir -p "$DIR"; trap 'rm -rf "$DIR"' EXIT
 OUTF=${OUT:-.}/scaling.txt
 SCENARIOS=${SCENARIOS:-mix udp-flood}
 RUNS=${RUNS:-5}
+case ${FORMAT:-pcap} in
+  pcap) EXT=pcap; NG=() ;;
+  pcapng) EXT=pcapng; NG=(--pcapng plain) ;;
+  *) echo "FORMAT=$FORMAT: expected pcap or pcapng" >&2; exit 2 ;;
+esac
 {
 echo "cpus $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); kernel $(uname -r); $(ldd --version | head -1)"
 lscpu 2>/dev/null | grep -E '^(Thread|Core|Socket|NUMA node\(s\)|L2|L3)' || true
 for sc in $SCENARIOS; do
-  $G --scenario $sc --packets "$N" --seed 1 -o "$DIR/$sc.pcap" >/dev/null
-  cat "$DIR/$sc.pcap" >/dev/null
+  $G --scenario $sc --packets "$N" --seed 1 "${NG[@]}" -o "$DIR/$sc.$EXT" >/dev/null
+  cat "$DIR/$sc.$EXT" >/dev/null
 done
 median() {  # "wall cpu" seconds of the run with the median wall time of RUNS runs of "$@"
   local TIMEFORMAT='%R %U %S'
@@ -41,7 +47,7 @@ row() {  # scenario tool workers "wall cpu"
     "$(awk -v p="$pk" -v t="$4" 'BEGIN {print p / t / 1e6}')" "$5"
 }
 for sc in $SCENARIOS; do
-  f=$DIR/$sc.pcap
+  f=$DIR/$sc.$EXT
   pk=$($B read --workers 1 --format json "$f" | awk '/^  "packets"/ {gsub(/[^0-9]/, ""); p = $0} END {print p}')
   echo "$sc: $pk packets, $(stat -c %s "$f") bytes"
   if command -v tcpdump >/dev/null; then
