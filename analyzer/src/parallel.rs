@@ -260,13 +260,26 @@ impl NgHop {
         number: u64,
     ) -> (usize, u64) {
         let mut n = 0;
+        // The latest packet, noted only once the interface changes or the run ends (it is the
+        // last of its interface so far).
+        let mut latest = None;
         while pos < end {
             let Some(len) = ng_epb_len(&data[pos..], be) else {
                 break;
             };
-            self.packet(data, pos, NG_EPB, be, at, number + n);
+            if ng_if_id(&data[pos..], NG_EPB, be) as u64 != self.key {
+                if let Some((p, k)) = latest.take() {
+                    self.note(data, p, NG_EPB, at, k);
+                }
+                self.packet(data, pos, NG_EPB, be, at, number + n);
+            } else {
+                latest = Some((pos, number + n));
+            }
             n += 1;
             pos += len;
+        }
+        if let Some((p, k)) = latest {
+            self.note(data, p, NG_EPB, at, k);
         }
         (pos, n)
     }
@@ -306,6 +319,13 @@ impl NgHop {
             (self.last[self.at].ifc, self.last[self.at].be) = (ifc, be);
             self.key = key;
         }
+        self.note(data, pos, ty, at, number);
+    }
+
+    /// A packet block of type `ty` at `pos`, the block's packet `number`, on the interface of
+    /// the packet before it: now that interface's last.
+    #[inline(always)]
+    fn note(&mut self, data: &[u8], pos: usize, ty: u32, at: &mut NgStart, number: u64) {
         let spb_ts = if ty == NG_SPB {
             self.settle(data, at);
             at.last_ts
