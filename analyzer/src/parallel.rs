@@ -1772,9 +1772,21 @@ fn fill_counted_ng(
     )
 }
 
-/// Empties a block's lists for partitioning `bytes` bytes of `records` records, and chooses
-/// whether its packets go in rows (see ROWS_FROM).
-fn reset_lists(bufs: &mut Bufs, bytes: u64, records: u64) {
+/// A block's buffers as partitioning fills them: its data, its packets, and the lists it files
+/// them in (one of `parts` and `rows` is empty: see ROWS_FROM); for pcapng, each interface's
+/// packet before the block and the latest while it is partitioned.
+struct Lists<'a> {
+    data: &'a [u8],
+    pkts: &'a mut Vec<Pkt>,
+    parts: &'a mut [Vec<u32>],
+    rows: &'a mut [Vec<Pkt>],
+    cands: &'a mut Vec<Cand>,
+    ng_prevs: &'a [IfPrev],
+    ng_cur: &'a mut Vec<IfCur>,
+}
+
+/// `bufs` emptied for partitioning the `records` records of `range`.
+fn lists(bufs: &mut Bufs, range: Range, records: u64) -> Lists<'_> {
     bufs.pkts.clear();
     for p in &mut bufs.parts {
         p.clear();
@@ -1783,7 +1795,22 @@ fn reset_lists(bufs: &mut Bufs, bytes: u64, records: u64) {
         r.clear();
     }
     bufs.cands.clear();
-    bufs.in_rows = !bufs.rows.is_empty() && bytes >= ROWS_FROM as u64 * records;
+    bufs.in_rows =
+        !bufs.rows.is_empty() && (range.1 - range.0) as u64 >= ROWS_FROM as u64 * records;
+    let (parts, rows) = if bufs.in_rows {
+        (&mut bufs.parts[..0], &mut bufs.rows[..])
+    } else {
+        (&mut bufs.parts[..], &mut bufs.rows[..0])
+    };
+    Lists {
+        data: &bufs.data,
+        pkts: &mut bufs.pkts,
+        parts,
+        rows,
+        cands: &mut bufs.cands,
+        ng_prevs: &bufs.ng_prevs,
+        ng_cur: &mut bufs.ng_cur,
+    }
 }
 
 /// `fill` for a pcapng file: walks the blocks of `bufs.data[range]` from `start` (the sections
@@ -1804,24 +1831,15 @@ fn fill_ng<O: Order, const TL: bool>(
     mut be: O,
 ) -> Filled {
     let (bps, spacing) = (ctx.link_bps, &ctx.spacing);
-    reset_lists(bufs, (range.1 - range.0) as u64, records);
-    let Bufs {
+    let Lists {
         data,
         pkts,
         parts,
         rows,
-        in_rows,
         cands,
         ng_prevs,
         ng_cur,
-        ..
-    } = bufs;
-    // One of the two is filed into (an empty list of lists files nothing).
-    let (parts, rows) = if *in_rows {
-        (&mut parts[..0], &mut rows[..])
-    } else {
-        (&mut parts[..], &mut rows[..0])
-    };
+    } = lists(bufs, range, records);
     ng_cur.clear();
     ng_cur.extend(ng_prevs.iter().map(|p| IfCur {
         idx: p.idx,
@@ -1836,9 +1854,9 @@ fn fill_ng<O: Order, const TL: bool>(
     let mut last_ts = start.last_ts;
     let base = data.as_ptr() as usize;
     let data = &data[..range.1 as usize];
-    let (mut pos, mut number, mut clock, mut first) = (range.0 as usize, 0u64, i64::MIN, i64::MAX);
-    let (mut bytes, mut iat) = (0u64, LocalHist::default());
-    let src = Source::Pcap;
+    let (mut pos, mut number) = (range.0 as usize, 0u64);
+    let (mut clock, mut first, mut bytes, mut iat) =
+        (i64::MIN, i64::MAX, 0u64, LocalHist::default());
     // Where in `ng_cur` the latest packet's interface is.
     let mut cur = usize::MAX;
     let mut ifc = IfCache::default();
@@ -1874,8 +1892,8 @@ fn fill_ng<O: Order, const TL: bool>(
             if let Some(t) = timeline.as_deref_mut() {
                 t.tick(ts, c);
             }
-            c.inc(slot::packets(src));
-            c.add(slot::bytes(src), wire_len as u64);
+            c.inc(slot::packets(Source::Pcap));
+            c.add(slot::bytes(Source::Pcap), wire_len as u64);
         }
         bytes += wire_len as u64;
         clock = clock.max(ts);
@@ -1904,7 +1922,7 @@ fn fill_ng<O: Order, const TL: bool>(
             let delta = ts.saturating_sub(p.ts);
             if spacing.possible(delta, wire_len) {
                 if TL {
-                    c.observe_ns(slot::iat_hist(src), delta as u64);
+                    c.observe_ns(slot::iat_hist(Source::Pcap), delta as u64);
                 } else {
                     iat.observe(delta as u64);
                 }
@@ -2011,58 +2029,32 @@ fn fill<const BIG_ENDIAN: bool, const NS: bool, const SPEC: bool, const TL: bool
     mut timeline: Option<&mut Timeline>,
 ) -> Option<Filled> {
     let (bps, spacing) = (ctx.link_bps, &ctx.spacing);
-    reset_lists(bufs, (range.1 - range.0) as u64, records);
-    let Bufs {
+    let Lists {
         data,
         pkts,
         parts,
         rows,
-        in_rows,
         cands,
         ..
-    } = bufs;
-    // One of the two is filed into (an empty list of lists files nothing).
-    let (parts, rows) = if *in_rows {
-        (&mut parts[..0], &mut rows[..])
-    } else {
-        (&mut parts[..], &mut rows[..0])
-    };
+    } = lists(bufs, range, records);
     let base = data.as_ptr() as usize;
-    let (mut pos, mut number, mut clock) = (range.0 as usize, 0u64, i64::MIN);
+    let (mut pos, mut number) = (range.0 as usize, 0u64);
     let data = &data[..range.1 as usize];
-    // The block's earliest time; its latest is `clock`.
-    let mut first = i64::MAX;
     // The previous record's time (NO_PREV before a file's first record) and its frame in this
     // block (None: the block's `prev_frame`); its number is always one less than this one's.
     let mut prev_ts = prev.unwrap_or(NO_PREV);
     let mut prev_ref: Option<Range> = None;
     let mut budget = Budget::default();
-    // The block's packet and byte counts and its ordinary (positive, possible) inter-arrival
-    // times are gathered here and added to the counters once, when the block is handed on.
-    let (mut bytes, mut iat) = (0u64, LocalHist::default());
-    let src = Source::Pcap;
+    let mut tally = Tally::new();
     while let Some((ts, wire_len, frame, len)) = legacy_record(&data[pos..], BIG_ENDIAN, NS) {
         let frame_ref = ((pos + 16) as u32, frame.len() as u32);
-        if TL {
-            if let Some(t) = timeline.as_deref_mut() {
-                t.tick(ts, c);
-            }
-            c.inc(slot::packets(src));
-            c.add(slot::bytes(src), wire_len as u64);
-        }
-        bytes += wire_len as u64;
-        clock = clock.max(ts);
-        first = first.min(ts);
+        tally.record::<TL>(ts, wire_len, c, &mut timeline);
         if prev_ts != NO_PREV {
             // A legacy record's time is in [0, 2^32 · 10^9): the difference cannot overflow.
             let delta = ts - prev_ts;
             if spacing.possible(delta, wire_len) {
                 // The usual case: counted in the block's tally, nothing to report.
-                if TL {
-                    c.observe_ns(slot::iat_hist(src), delta as u64);
-                } else {
-                    iat.observe(delta as u64);
-                }
+                tally.iat::<TL>(delta, c);
             } else if SPEC {
                 return None;
             } else {
@@ -2072,6 +2064,7 @@ fn fill<const BIG_ENDIAN: bool, const NS: bool, const SPEC: bool, const TL: bool
         }
         prev_ts = ts;
         prev_ref = Some(frame_ref);
+        let clock = tally.clock;
         if !decode_record::<SPEC>(
             f.link, frame, ts, wire_len, clock, number, base, pkts, parts, rows, c,
         ) {
@@ -2084,15 +2077,74 @@ fn fill<const BIG_ENDIAN: bool, const NS: bool, const SPEC: bool, const TL: bool
     for cand in bufs.cands.iter_mut().filter(|c| c.prev_before) {
         cand.prev = before;
     }
-    Some(Filled {
-        range,
-        records: number,
-        counted: TL,
-        bytes,
-        first,
-        clock,
-        iat,
-    })
+    Some(tally.filled::<TL>(range, number))
+}
+
+/// What partitioning a block counts as it goes, added to the counters when the block is handed
+/// on: the records' bytes on the wire, their earliest and latest time, and their ordinary
+/// (positive, possible) inter-arrival times. With a timeline (`TL`) each record is counted as it
+/// is met instead, after a tick of the timeline at its time, so that what it adds lands in its
+/// bin of capture time.
+struct Tally {
+    bytes: u64,
+    first: i64,
+    clock: i64,
+    iat: LocalHist,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            bytes: 0,
+            first: i64::MAX,
+            clock: i64::MIN,
+            iat: LocalHist::default(),
+        }
+    }
+
+    /// A record at `ts` of `wire_len` bytes on the wire.
+    #[inline(always)]
+    fn record<const TL: bool>(
+        &mut self,
+        ts: i64,
+        wire_len: u32,
+        c: &mut Counters,
+        timeline: &mut Option<&mut Timeline>,
+    ) {
+        if TL {
+            if let Some(t) = timeline.as_deref_mut() {
+                t.tick(ts, c);
+            }
+            c.inc(slot::packets(Source::Pcap));
+            c.add(slot::bytes(Source::Pcap), wire_len as u64);
+        }
+        self.bytes += wire_len as u64;
+        self.clock = self.clock.max(ts);
+        self.first = self.first.min(ts);
+    }
+
+    /// An ordinary inter-arrival time.
+    #[inline(always)]
+    fn iat<const TL: bool>(&mut self, delta: i64, c: &mut Counters) {
+        if TL {
+            c.observe_ns(slot::iat_hist(Source::Pcap), delta as u64);
+        } else {
+            self.iat.observe(delta as u64);
+        }
+    }
+
+    /// The block's `records` records in `range`, tallied.
+    fn filled<const TL: bool>(self, range: Range, records: u64) -> Filled {
+        Filled {
+            range,
+            records,
+            counted: TL,
+            bytes: self.bytes,
+            first: self.first,
+            clock: self.clock,
+            iat: self.iat,
+        }
+    }
 }
 
 /// Counts a partitioned block (`filled`, its records numbered from `first_number` on) and hands
