@@ -1241,17 +1241,10 @@ impl Reader<'_> {
             if stop {
                 break;
             }
-            let (mut bufs, r, guess) = self.next_read(&mut rd, k);
-            let bstart = block_start(k);
-            let mut got = match r {
-                Ok(n) => n,
-                Err(e) => {
-                    st.fr.corrupt = Some((s, format!("read failed: {e}")));
-                    stop = true;
-                    let _ = self.ctx.recycle.send(bufs);
-                    continue;
-                }
+            let Some((mut bufs, mut got, guess)) = self.read_block(&mut rd, k, st, s) else {
+                break;
             };
+            let bstart = block_start(k);
             let bend = (bstart + BLOCK as u64).min(size);
             let first = s;
             let (mut records, mut last) = (0u64, 0usize);
@@ -1366,17 +1359,10 @@ impl Reader<'_> {
             if stop {
                 break;
             }
-            let (mut bufs, r, _) = self.next_read(&mut rd, k);
-            let bstart = k * BLOCK as u64;
-            let mut got = match r {
-                Ok(n) => n,
-                Err(e) => {
-                    st.fr.corrupt = Some((s, format!("read failed: {e}")));
-                    stop = true;
-                    let _ = self.ctx.recycle.send(bufs);
-                    continue;
-                }
+            let Some((mut bufs, mut got, _)) = self.read_block(&mut rd, k, st, s) else {
+                break;
             };
+            let bstart = k * BLOCK as u64;
             let bend = (bstart + BLOCK as u64).min(size);
             let (first, mut start) = (s, st.ng.at.clone());
             start.mixed = false;
@@ -1513,6 +1499,26 @@ impl Reader<'_> {
         };
         self.seq += 1;
         let _ = self.todo.send(raw);
+    }
+
+    /// Block `k` of `rd`'s file, read: its buffers, the bytes read and the reading thread's hop.
+    /// None where the read failed (reported as where the next record, at `s`, should start).
+    fn read_block(
+        &mut self,
+        rd: &mut Reads,
+        k: u64,
+        st: &mut FileState,
+        s: u64,
+    ) -> Option<(Bufs, usize, Option<Hop>)> {
+        let (bufs, r, hop) = self.next_read(rd, k);
+        match r {
+            Ok(got) => Some((bufs, got, hop)),
+            Err(e) => {
+                st.fr.corrupt = Some((s, format!("read failed: {e}")));
+                let _ = self.ctx.recycle.send(bufs);
+                None
+            }
+        }
     }
 
     /// Block `k` of `rd`'s file once it is read, with reads of the blocks after it kept going
