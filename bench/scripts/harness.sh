@@ -7,7 +7,8 @@
 # it): RUNS rounds of every tool in turn, each tool's median wall-clock time, packets/s, and ratios
 # against spanwatch with one worker (with the median and range of the rounds' own ratios). Writes a Markdown
 # table to stdout (bench/RESULTS.md keeps the last one).
-#   usage: [SCENARIOS="mix …"] bench/scripts/harness.sh [PACKETS]      (RUNS=5 by default)
+# FORMAT=pcapng: the same scenarios written as pcapng (`gen --pcapng plain`).
+#   usage: [SCENARIOS="mix …"] [FORMAT=pcapng] bench/scripts/harness.sh [PACKETS]      (RUNS=5 by default)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-1000000}
@@ -26,9 +27,14 @@ echo
 echo "| file | packets | tool | seconds | packets/s | spanwatch-1w ÷ tool (time) |"
 echo "|---|---|---|---|---|---|"
 TOOLS="spanwatch-1w spanwatch-2w spanwatch-1w-seq spanwatch-1w-huge spanwatch-1w-4k ndpiReader tshark-phs tcpdump-read"
+case ${FORMAT:-pcap} in
+  pcap) EXT=pcap; NG=() ;;
+  pcapng) EXT=pcapng; NG=(--pcapng plain) ;;
+  *) echo "FORMAT=$FORMAT: expected pcap or pcapng" >&2; exit 2 ;;
+esac
 for sc in ${SCENARIOS:-mix udp-flood syn-flood elephant}; do
-  f=$DIR/$sc-$N.pcap
-  [ -s "$f" ] || "$BIN/gen" --scenario "$sc" --packets "$N" --seed 1 -o "$f" >/dev/null
+  f=$DIR/$sc-$N.$EXT
+  [ -s "$f" ] || "$BIN/gen" --scenario "$sc" --packets "$N" --seed 1 "${NG[@]}" -o "$f" >/dev/null
   pk=$(capinfos -c -M "$f" 2>/dev/null | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
   cat "$f" >/dev/null
   declare -A times=()
