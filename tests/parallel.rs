@@ -614,3 +614,43 @@ fn pcapng_report_timeline_and_login_numbers() {
         assert_eq!(logins, login_numbers(&files, w, false), "{w} workers");
     }
 }
+
+/// A packet block larger than the parallel reader's read (256 KiB and 64 KiB more) in the middle
+/// of a pcapng file: the reader reads on until it has it whole, and both readers count it.
+#[test]
+fn pcapng_block_larger_than_a_read() {
+    let (_, legacy) = generated("ng-big.pcap", Scenario::Mix, 10_000);
+    let ng = to_pcapng(&legacy, Layout::Plain).unwrap();
+    let at = first_section_blocks(&ng)[5_000];
+    // An enhanced packet block on interface 0 with 300 000 bytes of frame (a copy of the block at
+    // `at`'s frame, padded with zeros).
+    let frame_len = u32::from_le_bytes(ng[at + 20..at + 24].try_into().unwrap()) as usize;
+    let mut frame = ng[at + 28..at + 28 + frame_len].to_vec();
+    frame.resize(300_000, 0);
+    let mut epb = Vec::new();
+    let len = 32 + frame.len() as u32;
+    for w in [6u32, len, 0] {
+        epb.extend_from_slice(&w.to_le_bytes());
+    }
+    epb.extend_from_slice(&ng[at + 12..at + 20]); // the time of the block it precedes
+    for w in [frame.len() as u32, frame.len() as u32] {
+        epb.extend_from_slice(&w.to_le_bytes());
+    }
+    epb.extend_from_slice(&frame);
+    epb.extend_from_slice(&len.to_le_bytes());
+    let mut b = ng[..at].to_vec();
+    b.extend_from_slice(&epb);
+    b.extend_from_slice(&ng[at..]);
+    let p = common::tmp("parallel", "big-block.pcapng");
+    std::fs::write(&p, &b).unwrap();
+    for w in [1, 3] {
+        same(std::slice::from_ref(&p), w, "a 300 kB packet block");
+    }
+    let plain = common::tmp("parallel", "big-block-without.pcapng");
+    std::fs::write(&plain, &ng).unwrap();
+    let (_, without) = common::analyze_reader(&[plain], 1, 1_000_000, 10_000_000_000, true);
+    let (_, r) = common::analyze_reader(&[p], 2, 1_000_000, 10_000_000_000, false);
+    assert_eq!(r.files[0].frames, without.files[0].frames + 1);
+    assert_eq!(r.files[0].corrupt, None);
+    assert_eq!(r.files[0].truncated_records, 0);
+}
