@@ -1,16 +1,18 @@
-//! The parallel offline reader for legacy (libpcap) captures, so that reading a file scales with
-//! the workers. The reader thread only finds where blocks of whole records begin and end, by
-//! hopping record headers in order; reading the blocks (`pread`, 256 KiB each) and turning them
-//! into work — decoding every frame, checking its timestamp against the one before, sharding it by
-//! the address-pair hash — is done by whichever thread is free (a worker with nothing to process,
-//! the reader waiting for a read): any block, in any order. From three workers on, the thread that
-//! reads a block also partitions it from where its records appear to start, while its bytes are in
-//! that thread's cache; the reader takes that work when the guess proves right (and the block's
-//! first record passes its timestamp check against the block before), and otherwise has the block
-//! partitioned again. Packets are numbered within their block, and the block carries the number of
-//! its first. Every worker then takes its share of every block in file order, so each flow's
-//! packets, the capture clock and the timestamp events arrive exactly as the sequential pipeline
-//! delivers them, and the counts are the same (tests/parallel.rs compares the two). A gzip capture
+//! The parallel offline reader for libpcap captures and uncompressed pcapng ones, so that
+//! reading a file scales with the workers. The reader thread only finds where blocks of whole
+//! records begin and end, by hopping libpcap record headers in order (or walking pcapng blocks,
+//! following sections and interfaces); reading the blocks (`pread`, 256 KiB each) and turning
+//! them into work — decoding every frame, checking its timestamp against the one before (in
+//! pcapng, the one before on its interface), sharding it by the address-pair hash — is done by
+//! whichever thread is free (a worker with nothing to process, the reader waiting for a read):
+//! any block, in any order. From three workers on, the thread that reads a libpcap block also
+//! partitions it from where its records appear to start, while its bytes are in that thread's
+//! cache; the reader takes that work when the guess proves right (and the block's first record
+//! passes its timestamp check against the block before), and otherwise has the block partitioned
+//! again. Packets are numbered within their block, and the block carries the number of its
+//! first. Every worker then takes its share of every block in file order, so each flow's packets,
+//! the capture clock and the timestamp events arrive exactly as the sequential pipeline delivers
+//! them, and the counts are the same (tests/parallel.rs compares the two). A gzip libpcap capture
 //! is read as a stream by the reader thread instead. Buffers are pooled: a block goes back to the
 //! pool when the last worker lets go of it.
 
@@ -180,7 +182,7 @@ impl Default for IfCache {
         IfCache {
             key: NO_KEY,
             idx: 0,
-            ifc: NgState::default().iface(NG_SPB, 0).1,
+            ifc: Iface::UNKNOWN,
         }
     }
 }
@@ -239,12 +241,10 @@ impl Default for NgHop {
 const NO_KEY: u64 = u64::MAX - 1;
 
 impl NgHop {
+    /// Ready for the next block.
     fn clear(&mut self) {
-        *self = NgHop {
-            last: std::mem::take(&mut self.last),
-            ..NgHop::default()
-        };
         self.last.clear();
+        (self.key, self.at, self.epb) = (NO_KEY, 0, None);
     }
 
     /// The usual blocks from `pos` of `data` on, while they start before `end` (`ng_epb_len`;

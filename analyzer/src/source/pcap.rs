@@ -49,7 +49,7 @@ pub struct Iface {
 
 impl Iface {
     /// An interface no description names: Ethernet, microseconds.
-    const UNKNOWN: Iface = Iface {
+    pub const UNKNOWN: Iface = Iface {
         link: 1,
         res: 1_000_000,
         offset_s: 0,
@@ -553,14 +553,6 @@ pub fn ng_packet<'a>(
         iface: idx,
         data,
     }
-}
-
-/// `ng_packet` in a section of `st`.
-#[inline(always)]
-pub fn ng_frame<'a>(blk: &'a [u8], ty: u32, st: &NgState, last_ts: i64) -> Frame<'a> {
-    let be = st.big_endian;
-    let (idx, ifc) = st.iface(ty, ng_if_id(blk, ty, be));
-    ng_packet(blk, ty, be, (idx, &ifc), last_ts)
 }
 
 /// The units a second of an interface's times (its `if_tsresol`): 10^n, or 2^n where the top
