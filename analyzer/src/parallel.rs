@@ -98,8 +98,9 @@ struct Bufs {
     /// The frame of the record before the block's first (for an event naming its flow); in a
     /// pcapng file, the frames of `ng_prevs`, one after the other.
     prev_frame: Vec<u8>,
-    /// pcapng: each interface's last packet before the block (what the block's first packet on
-    /// it is checked against), and, while the block is partitioned, its latest packet.
+    /// pcapng: for each interface with packets in the block, its last packet before the block
+    /// (what its first packet in the block is checked against), and, while the block is
+    /// partitioned, its latest packet.
     ng_prevs: Vec<IfPrev>,
     ng_cur: Vec<IfCur>,
     /// What the thread that read the block found partitioning it from its guessed first record
@@ -1447,7 +1448,7 @@ impl Reader<'_> {
 
     /// Hands on the pcapng blocks in `bufs.data[range]` (`records` packets, `seen`: each
     /// interface's last of them; `start`: the file where they begin) to be partitioned, with
-    /// each interface's last packet before them.
+    /// the last packet before them of each interface they have packets on.
     fn emit_ng(
         &mut self,
         st: &mut FileState,
@@ -1459,7 +1460,9 @@ impl Reader<'_> {
     ) {
         bufs.prev_frame.clear();
         bufs.ng_prevs.clear();
-        for (p, frame) in &st.ng.prevs {
+        // The interfaces with packets in the block: what their first is checked against.
+        let on = |p: &IfPrev| seen.iter().any(|x| x.idx == p.idx);
+        for (p, frame) in st.ng.prevs.iter().filter(|(p, _)| on(p)) {
             let at = bufs.prev_frame.len() as u32;
             bufs.prev_frame.extend_from_slice(frame);
             bufs.ng_prevs.push(IfPrev {
