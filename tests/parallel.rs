@@ -654,3 +654,39 @@ fn pcapng_block_larger_than_a_read() {
     assert_eq!(r.files[0].corrupt, None);
     assert_eq!(r.files[0].truncated_records, 0);
 }
+
+/// Packets on an interface no description names yet (an Ethernet, microsecond one for both
+/// readers), whose index a later section's first interface then takes: both readers agree on
+/// their times, their checks against the packet before on that index, and the events.
+#[test]
+fn pcapng_packets_on_undescribed_interfaces() {
+    let legacy = stamped_mix("ng-undescribed.pcap");
+    let mut ng = to_pcapng(&legacy, Layout::Rich).unwrap();
+    // In the first section (interfaces 0-3 described), every 50th packet block on interface 0
+    // moved to interface 4: the second section's first interface, not yet described there.
+    let mut moved = 0;
+    for (i, at) in first_section_blocks(&ng).into_iter().enumerate() {
+        let ty = u32::from_le_bytes(ng[at..at + 4].try_into().unwrap());
+        let if_id = u32::from_le_bytes(ng[at + 8..at + 12].try_into().unwrap());
+        if ty == 6 && if_id == 0 && i % 50 == 0 {
+            ng[at + 8..at + 12].copy_from_slice(&4u32.to_le_bytes());
+            moved += 1;
+        }
+    }
+    assert!(moved > 50, "{moved} packets moved");
+    let p = common::tmp("parallel", "undescribed.pcapng");
+    std::fs::write(&p, &ng).unwrap();
+    let files = [p];
+    for w in [1, 3] {
+        same(&files, w, "packets on undescribed interfaces");
+    }
+    let seq = timestamp_events(&files, 3, true);
+    assert!(
+        seq.iter().any(|l| l.contains("\"id\":\"4\"")),
+        "events on interface 4"
+    );
+    assert!(
+        seq == timestamp_events(&files, 3, false),
+        "the timestamp events differ"
+    );
+}
