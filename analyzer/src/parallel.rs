@@ -1290,12 +1290,12 @@ impl Reader<'_> {
                 // A header or record past what was read: read the rest of it now.
                 let need = |s: u64, n: u64| (s + n - bstart) as usize;
                 if need(s, 16) > got {
-                    got = extend(&file, &mut bufs, bstart, got, need(s, 16));
-                    if need(s, 16) > got {
-                        st.fr.corrupt = Some((s, "read failed: the file shrank".into()));
+                    let Some(g) = read_on(&file, &mut bufs, (bstart, got), need(s, 16), st, s)
+                    else {
                         stop = true;
                         break;
-                    }
+                    };
+                    got = g;
                 }
                 let rel = (s - bstart) as usize;
                 let len = 16 + legacy_caplen(&bufs.data[rel..], big_endian) as u64;
@@ -1310,12 +1310,12 @@ impl Reader<'_> {
                     break;
                 }
                 if need(s, len) > got {
-                    got = extend(&file, &mut bufs, bstart, got, need(s, len));
-                    if need(s, len) > got {
-                        st.fr.corrupt = Some((s, "read failed: the file shrank".into()));
+                    let Some(g) = read_on(&file, &mut bufs, (bstart, got), need(s, len), st, s)
+                    else {
                         stop = true;
                         break;
-                    }
+                    };
+                    got = g;
                 }
                 last = rel;
                 s += len;
@@ -1424,12 +1424,11 @@ impl Reader<'_> {
                     break;
                 }
                 let want = rel + (total.max(2 * have) as u64).min(left) as usize;
-                got = extend(&file, &mut bufs, bstart, got, want);
-                if got < want {
-                    st.fr.corrupt = Some((s, "read failed: the file shrank".into()));
+                let Some(g) = read_on(&file, &mut bufs, (bstart, got), want, st, s) else {
                     stop = true;
                     break;
-                }
+                };
+                got = g;
             }
             hop.settle(&bufs.data, &mut st.ng.at);
             if records == 0 {
@@ -1602,13 +1601,26 @@ impl Reader<'_> {
     }
 }
 
-/// Reads into `bufs.data` from `bstart + got` until it holds `want` bytes; returns how many it
-/// holds (fewer only at the end of the file, or after a read error, which the caller reports).
-fn extend(file: &std::fs::File, bufs: &mut Bufs, bstart: u64, got: usize, want: usize) -> usize {
+/// Reads on into `bufs.data` (the block read from `bstart`, `got` bytes of it so far) until it
+/// holds `want` bytes: how many it holds then. None where the file no longer has them (it
+/// shrank, or a read failed), reported in `st` as where the record at `s` should be.
+fn read_on(
+    file: &std::fs::File,
+    bufs: &mut Bufs,
+    (bstart, got): (u64, usize),
+    want: usize,
+    st: &mut FileState,
+    s: u64,
+) -> Option<usize> {
     if bufs.data.len() < want {
         bufs.data.resize(want, 0);
     }
-    got + pread_full(file, &mut bufs.data[got..want], bstart + got as u64).unwrap_or(0)
+    let got = got + pread_full(file, &mut bufs.data[got..want], bstart + got as u64).unwrap_or(0);
+    if got < want {
+        st.fr.corrupt = Some((s, "read failed: the file shrank".into()));
+        return None;
+    }
+    Some(got)
 }
 
 /// A record claiming more than the largest record there is, at `at`, with `left` bytes of file
