@@ -35,6 +35,20 @@ fn same(files: &[PathBuf], workers: usize, what: &str) {
     );
 }
 
+/// `same` with each of `workers` in turn.
+fn same_with(files: &[PathBuf], workers: &[usize], what: &str) {
+    for &w in workers {
+        same(files, w, what);
+    }
+}
+
+/// `bytes` written to this suite's temporary file `name`.
+fn written(name: &str, bytes: &[u8]) -> PathBuf {
+    let p = common::tmp("parallel", name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
 fn legacy(p: &Path) -> bool {
     PcapFile::open(p).is_ok_and(|f| f.legacy().is_some())
 }
@@ -64,9 +78,7 @@ fn corpus_same_counts_as_sequential() {
     assert!(files.len() >= 40, "{} captures", files.len());
     assert!(ng >= 9, "{ng} pcapng captures");
     for f in &files {
-        for w in [1, 3] {
-            same(std::slice::from_ref(f), w, &f.display().to_string());
-        }
+        same_with(std::slice::from_ref(f), &[1, 3], &f.display().to_string());
     }
     // Every capture in one run: timestamp checks start afresh per file, flows carry over.
     same(&files, 2, "the whole corpus in one run");
@@ -93,9 +105,7 @@ fn generated(name: &str, scenario: Scenario, packets: u64) -> (PathBuf, Vec<u8>)
 fn generated_whole_cut_and_corrupt() {
     // ~9 MB: many blocks, records straddling every block boundary.
     let (mix, bytes) = generated("mix.pcap", Scenario::Mix, 30_000);
-    for w in [1, 2, 5] {
-        same(std::slice::from_ref(&mix), w, "mix");
-    }
+    same_with(std::slice::from_ref(&mix), &[1, 2, 5], "mix");
     let (flood, _) = generated("flood.pcap", Scenario::UdpFlood, 20_000);
     same(&[mix.clone(), flood.clone(), mix.clone()], 3, "three files");
 
@@ -107,8 +117,7 @@ fn generated_whole_cut_and_corrupt() {
         24 + 16 + 60,
         bytes.len(),
     ] {
-        let p = common::tmp("parallel", &format!("cut-{cut}.pcap"));
-        std::fs::write(&p, &bytes[..cut]).unwrap();
+        let p = written(&format!("cut-{cut}.pcap"), &bytes[..cut]);
         same(std::slice::from_ref(&p), 2, &format!("cut at {cut}"));
         let (o, err) = common::run(std::process::Command::new("gzip").args(["-kf"]).arg(&p));
         assert!(o.status.success(), "{err}");
@@ -153,11 +162,12 @@ fn generated_whole_cut_and_corrupt() {
     b.resize(b.len() + 300_000, 0);
     b.extend_from_slice(&bad[off..off + 16]);
     b.resize(b.len() + 1000, 0);
-    let p = common::tmp("parallel", "corrupt-after-big.pcap");
-    std::fs::write(&p, &b).unwrap();
-    for w in [1, 3] {
-        same(std::slice::from_ref(&p), w, "bad record after a big one");
-    }
+    let p = written("corrupt-after-big.pcap", &b);
+    same_with(
+        std::slice::from_ref(&p),
+        &[1, 3],
+        "bad record after a big one",
+    );
     let (_, r) = common::analyze_reader(&[p], 1, 1_000_000, 10_000_000_000, true);
     assert_eq!(r.files[0].frames, 10_001);
     assert_eq!(r.files[0].corrupt, None);
@@ -216,11 +226,12 @@ fn payloads_that_look_like_records() {
         "{} bytes: several blocks",
         b.len()
     );
-    let p = common::tmp("parallel", "records-in-payloads.pcap");
-    std::fs::write(&p, &b).unwrap();
-    for w in [1, 3] {
-        same(std::slice::from_ref(&p), w, "record headers in payloads");
-    }
+    let p = written("records-in-payloads.pcap", &b);
+    same_with(
+        std::slice::from_ref(&p),
+        &[1, 3],
+        "record headers in payloads",
+    );
     let (c, r) = common::analyze_reader(&[p], 2, 1_000_000, 10_000_000_000, false);
     assert_eq!(r.files[0].frames, 6000);
     assert_eq!(c.get(metrics::slot::packets(metrics::Source::Pcap)), 6000);
@@ -316,8 +327,7 @@ fn same_report_timeline() {
         n += 1;
         off += 16 + caplen as usize;
     }
-    let p = common::tmp("parallel", "timeline-stamped.pcap");
-    std::fs::write(&p, &edges).unwrap();
+    let p = written("timeline-stamped.pcap", &edges);
     for files in [vec![p.clone()], vec![common::default_capture(), p]] {
         let seq = report_timeline(&files, 1, true);
         // The generated mix spans 8 ms: 1 ms bins.
@@ -424,8 +434,7 @@ fn anomalies_on_block_boundaries() {
         off += 16 + caplen as usize;
     }
     assert!(changed >= 4, "{changed} block starts changed");
-    let p = common::tmp("parallel", "edges-stamped.pcap");
-    std::fs::write(&p, &bytes).unwrap();
+    let p = written("edges-stamped.pcap", &bytes);
     let files = [p];
     let seq = timestamp_events(&files, 3, true);
     assert_eq!(seq.len(), changed, "one event per changed record");
@@ -483,17 +492,13 @@ fn stamped_mix(name: &str) -> Vec<u8> {
 #[test]
 fn pcapng_whole_cut_and_corrupt() {
     let legacy = stamped_mix("ng-source.pcap");
-    let legacy_path = common::tmp("parallel", "ng-source-stamped.pcap");
-    std::fs::write(&legacy_path, &legacy).unwrap();
+    let legacy_path = written("ng-source-stamped.pcap", &legacy);
     let mut made = Vec::new();
     for layout in [Layout::Plain, Layout::Rich] {
         let ng = to_pcapng(&legacy, layout).unwrap();
-        let p = common::tmp("parallel", &format!("{layout:?}.pcapng"));
-        std::fs::write(&p, &ng).unwrap();
+        let p = written(&format!("{layout:?}.pcapng"), &ng);
         let what = format!("{layout:?} pcapng");
-        for w in [1, 2, 5] {
-            same(std::slice::from_ref(&p), w, &what);
-        }
+        same_with(std::slice::from_ref(&p), &[1, 2, 5], &what);
         let (_, r) = common::analyze_reader(
             std::slice::from_ref(&p),
             2,
@@ -538,8 +543,7 @@ fn pcapng_whole_cut_and_corrupt() {
         // Cut inside the last block's trailer, inside a packet's data mid-file, inside the
         // interface descriptions, and at the end.
         for cut in [ng.len() - 3, ng.len() / 2 + 5, 40, ng.len()] {
-            let c = common::tmp("parallel", &format!("{layout:?}-cut-{cut}.pcapng"));
-            std::fs::write(&c, &ng[..cut]).unwrap();
+            let c = written(&format!("{layout:?}-cut-{cut}.pcapng"), &ng[..cut]);
             same(std::slice::from_ref(&c), 2, &format!("{what} cut at {cut}"));
         }
 
@@ -559,12 +563,9 @@ fn pcapng_whole_cut_and_corrupt() {
             ("huge", huge, false),
             ("huge-long", long, true),
         ] {
-            let c = common::tmp("parallel", &format!("{layout:?}-{name}.pcapng"));
-            std::fs::write(&c, &b).unwrap();
+            let c = written(&format!("{layout:?}-{name}.pcapng"), &b);
             let what = format!("{what}, {name}");
-            for w in [1, 3] {
-                same(std::slice::from_ref(&c), w, &what);
-            }
+            same_with(std::slice::from_ref(&c), &[1, 3], &what);
             let (_, r) = common::analyze_reader(&[c], 2, 1_000_000, 10_000_000_000, false);
             let f = &r.files[0];
             assert!(
@@ -592,8 +593,7 @@ fn pcapng_whole_cut_and_corrupt() {
 fn pcapng_report_timeline_and_login_numbers() {
     let legacy = stamped_mix("ng-timeline.pcap");
     let ng = to_pcapng(&legacy, Layout::Rich).unwrap();
-    let p = common::tmp("parallel", "timeline-rich.pcapng");
-    std::fs::write(&p, &ng).unwrap();
+    let p = written("timeline-rich.pcapng", &ng);
     let files = [p];
     let seq = report_timeline(&files, 1, true);
     let anomalies: u64 = seq
@@ -641,13 +641,9 @@ fn pcapng_block_larger_than_a_read() {
     let mut b = ng[..at].to_vec();
     b.extend_from_slice(&epb);
     b.extend_from_slice(&ng[at..]);
-    let p = common::tmp("parallel", "big-block.pcapng");
-    std::fs::write(&p, &b).unwrap();
-    for w in [1, 3] {
-        same(std::slice::from_ref(&p), w, "a 300 kB packet block");
-    }
-    let plain = common::tmp("parallel", "big-block-without.pcapng");
-    std::fs::write(&plain, &ng).unwrap();
+    let p = written("big-block.pcapng", &b);
+    same_with(std::slice::from_ref(&p), &[1, 3], "a 300 kB packet block");
+    let plain = written("big-block-without.pcapng", &ng);
     let (_, without) = common::analyze_reader(&[plain], 1, 1_000_000, 10_000_000_000, true);
     let (_, r) = common::analyze_reader(&[p], 2, 1_000_000, 10_000_000_000, false);
     assert_eq!(r.files[0].frames, without.files[0].frames + 1);
@@ -674,12 +670,9 @@ fn pcapng_packets_on_undescribed_interfaces() {
         }
     }
     assert!(moved > 50, "{moved} packets moved");
-    let p = common::tmp("parallel", "undescribed.pcapng");
-    std::fs::write(&p, &ng).unwrap();
+    let p = written("undescribed.pcapng", &ng);
     let files = [p];
-    for w in [1, 3] {
-        same(&files, w, "packets on undescribed interfaces");
-    }
+    same_with(&files, &[1, 3], "packets on undescribed interfaces");
     let seq = timestamp_events(&files, 3, true);
     assert!(
         seq.iter().any(|l| l.contains("\"id\":\"4\"")),
