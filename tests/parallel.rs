@@ -174,26 +174,16 @@ fn generated_whole_cut_and_corrupt() {
     assert_eq!(r.files[0].truncated_records, 1);
 }
 
-/// Frames whose payload is itself a run of legacy record headers (a capture of a capture being
-/// copied), so the reading threads' guesses at where a block's first record starts are often
-/// wrong: the reader must notice and hop those blocks itself, with the same counts.
-#[test]
-fn payloads_that_look_like_records() {
+/// A little-endian libpcap capture (Ethernet) of `n` UDP datagrams, 100 a second, the `i`th
+/// carrying `payload(i)`.
+fn udp_capture(n: u32, payload: impl Fn(u32) -> Vec<u8>) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     b.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     b.extend_from_slice(&65535u32.to_le_bytes());
     b.extend_from_slice(&1u32.to_le_bytes());
-    for i in 0..6000u32 {
-        // A fake header every 32 bytes claiming a 16-byte record, at different phases.
-        let fakes = 20 + (i % 23) as usize;
-        let mut payload = vec![0u8; (i % 7) as usize];
-        for j in 0..fakes as u32 {
-            for w in [1_700_000_000 + j, 1000 * j, 16, 16] {
-                payload.extend_from_slice(&w.to_le_bytes());
-            }
-            payload.extend_from_slice(&[0xab; 16]);
-        }
+    for i in 0..n {
+        let payload = payload(i);
         let mut frame = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
         let total = (20 + 8 + payload.len()) as u16;
         frame.extend_from_slice(&[
@@ -221,6 +211,26 @@ fn payloads_that_look_like_records() {
         b.extend_from_slice(&(frame.len() as u32).to_le_bytes());
         b.extend_from_slice(&frame);
     }
+    b
+}
+
+/// Frames whose payload is itself a run of legacy record headers (a capture of a capture being
+/// copied), so the reading threads' guesses at where a block's first record starts are often
+/// wrong: the reader must notice and hop those blocks itself, with the same counts.
+#[test]
+fn payloads_that_look_like_records() {
+    let b = udp_capture(6000, |i| {
+        // A fake header every 32 bytes claiming a 16-byte record, at different phases.
+        let fakes = 20 + (i % 23) as usize;
+        let mut payload = vec![0u8; (i % 7) as usize];
+        for j in 0..fakes as u32 {
+            for w in [1_700_000_000 + j, 1000 * j, 16, 16] {
+                payload.extend_from_slice(&w.to_le_bytes());
+            }
+            payload.extend_from_slice(&[0xab; 16]);
+        }
+        payload
+    });
     assert!(
         b.len() > 8 * 256 * 1024,
         "{} bytes: several blocks",
@@ -235,6 +245,33 @@ fn payloads_that_look_like_records() {
     let (c, r) = common::analyze_reader(&[p], 2, 1_000_000, 10_000_000_000, false);
     assert_eq!(r.files[0].frames, 6000);
     assert_eq!(c.get(metrics::slot::packets(metrics::Source::Pcap)), 6000);
+}
+
+/// The same for pcapng: frames whose payload is a run of enhanced packet blocks (each whole, as
+/// a capture tool writes them), at phases that put them on the file's 4-byte grid and off it, so
+/// the reading threads' walks often start inside a payload.
+#[test]
+fn payloads_that_look_like_pcapng_blocks() {
+    let legacy = udp_capture(6000, |i| {
+        let fakes = 20 + (i % 23);
+        let mut payload = vec![0u8; (i % 7) as usize];
+        for j in 0..fakes {
+            // Type, length, interface, time (high, low), captured and original length, length.
+            for w in [6, 32, j % 3, 0, 1000 * j, 0, 0, 32] {
+                payload.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        payload
+    });
+    for layout in [Layout::Plain, Layout::Rich] {
+        let ng = to_pcapng(&legacy, layout).unwrap();
+        assert!(ng.len() > 20 * 256 * 1024, "{} bytes", ng.len());
+        let p = written(&format!("blocks-in-payloads-{layout:?}.pcapng"), &ng);
+        let what = format!("pcapng blocks in payloads, {layout:?}");
+        same_with(std::slice::from_ref(&p), &[1, 3, 5], &what);
+        let (_, r) = common::analyze_reader(&[p], 4, 1_000_000, 10_000_000_000, false);
+        assert_eq!(r.files[0].frames, 6000, "{what}");
+    }
 }
 
 /// The timestamp events of reading `files` with `workers` workers, by the sequential reader or

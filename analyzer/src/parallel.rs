@@ -285,6 +285,26 @@ impl NgHop {
         (pos, n)
     }
 
+    /// The block's packets from `from` of `data` on as `g` (a reading thread's guess) found them,
+    /// where the real ones meet it: the usual blocks up to where they meet walked here, the
+    /// guessed ones from there taken. Where the next block starts and how many packets there
+    /// were (the block's first at `from`); None where they do not meet.
+    #[inline(never)]
+    fn take_guess<O: Order>(
+        &mut self,
+        g: &NgGuess,
+        data: &[u8],
+        from: usize,
+        own: usize,
+        be: O,
+        at: &mut NgStart,
+    ) -> Option<(usize, u64)> {
+        let (meet, i) = g.meet(data, from, own, be)?;
+        let (_, before) = self.epbs(data, from, meet, be, at, 0);
+        let n = g.take(i, self, data, be, at, before);
+        Some((g.hop.end, before + n))
+    }
+
     /// A packet block of type `ty` at `pos` of `data` (a section of byte order `be`, the file as
     /// `at` says), the block's packet `number`.
     #[inline(always)]
@@ -777,7 +797,8 @@ struct ReadTask {
     off: u64,
     len: usize,
     /// Where the block's own bytes end (relative to `off`; the rest is slack), and the file's
-    /// byte order and time unit: what the reading thread needs to hop the block's records.
+    /// byte order (a pcapng file's: its section's as the block was asked for) and time unit:
+    /// what the reading thread needs to hop the block's records.
     own: usize,
     big_endian: bool,
     ns: bool,
@@ -793,8 +814,15 @@ struct ReadTask {
 const GUESS_FROM: usize = 3;
 
 /// A read block: its number in the file, buffers, how many bytes were read, and the records the
-/// reading thread found in it by guessing where the first one starts (`Hop`).
-type ReadDone = (u64, Bufs, std::io::Result<usize>, Option<Hop>);
+/// reading thread found in it by guessing where the first one starts.
+type ReadDone = (u64, Bufs, std::io::Result<usize>, Option<Guess>);
+
+/// What a reading thread found hopping its block from a guessed start.
+#[derive(Clone, Copy, Debug)]
+enum Guess {
+    Legacy(Hop),
+    Ng(NgGuess),
+}
 
 /// The records of a block hopped from a guessed start: the truth from the first of them that
 /// the block's real records land on (`meet`), which the reader can tell once it knows where the
@@ -885,10 +913,11 @@ fn read_task(t: ReadTask, ctx: &Ctx, side: &mut Side) {
     let hop = match r {
         Ok(got) if guess => {
             let data = &bufs.data[..got];
-            if big_endian {
-                guess_hop::<true>(data, own, ns)
-            } else {
-                guess_hop::<false>(data, own, ns)
+            match (ctx.files[fi].ng, big_endian) {
+                (false, true) => guess_hop::<true>(data, own, ns).map(Guess::Legacy),
+                (false, false) => guess_hop::<false>(data, own, ns).map(Guess::Legacy),
+                (true, true) => guess_ng(data, own, Be).map(Guess::Ng),
+                (true, false) => guess_ng(data, own, Le).map(Guess::Ng),
             }
         }
         _ => None,
@@ -899,7 +928,7 @@ fn read_task(t: ReadTask, ctx: &Ctx, side: &mut Side) {
     // before ended at its first record.
     bufs.spec_ok = false;
     // Not with a timeline: its records are counted one by one, in their block's place.
-    if let Some(h) = hop.filter(|_| side.timeline.is_none()) {
+    if let Some(Guess::Legacy(h)) = hop.filter(|_| side.timeline.is_none()) {
         let t0 = side.spent.now();
         let f = &ctx.files[fi];
         let c = &mut side.c;
@@ -989,6 +1018,136 @@ fn guess_hop<const BIG_ENDIAN: bool>(data: &[u8], own: usize, ns: bool) -> Optio
     })
 }
 
+/// Interfaces a pcapng guess follows: a packet on one more ends the guessed run there.
+const NG_GUESS_IFACES: usize = 8;
+
+/// The usual pcapng blocks (enhanced packet blocks without options, `ng_epb_len`) of a block's
+/// bytes hopped from a guessed start, by the thread that read them: what the reader walks
+/// otherwise, one block after the other, in file order.
+#[derive(Clone, Copy, Debug)]
+struct NgGuess {
+    /// Where the first of them start, where the one after the last starts, how many there are
+    /// (`last` unused).
+    hop: Hop,
+    /// The byte order they were read in (the section's as the block was asked for).
+    big_endian: bool,
+    /// Each interface's last packet among them: where it starts, its interface id (as the block
+    /// says) and its number among them.
+    lasts: [(u32, u32, u32); NG_GUESS_IFACES],
+    n_lasts: usize,
+}
+
+/// Where a block's first usual pcapng block appears to start (4-byte aligned, as every block of
+/// the file is, and followed by SYNC_RECORDS - 1 more), and the usual blocks from there while
+/// they start before `own`; None where no offset looks right. Only a guess, as `guess_hop`'s.
+fn guess_ng<O: Order>(data: &[u8], own: usize, be: O) -> Option<NgGuess> {
+    let chain = |o: usize| {
+        let mut at = o;
+        for _ in 0..SYNC_RECORDS {
+            match ng_epb_len(&data[at..], be) {
+                Some(len) => at += len,
+                None => return false,
+            }
+        }
+        true
+    };
+    let start = (0..own.min(data.len())).step_by(4).find(|&o| chain(o))?;
+    let mut g = NgGuess {
+        hop: Hop {
+            path: [0; PATH],
+            path_len: 0,
+            end: start,
+            records: 0,
+            last: 0,
+        },
+        big_endian: be.big(),
+        lasts: [(0, 0, 0); NG_GUESS_IFACES],
+        n_lasts: 0,
+    };
+    // The latest packet's interface: its place in `lasts`.
+    let mut cur = usize::MAX;
+    let h = &mut g.hop;
+    while h.end < own {
+        let Some(len) = ng_epb_len(&data[h.end..], be) else {
+            break;
+        };
+        let if_id = ng_if_id(&data[h.end..], NG_EPB, be);
+        if cur >= g.n_lasts || g.lasts[cur].1 != if_id {
+            cur = match g.lasts[..g.n_lasts].iter().position(|l| l.1 == if_id) {
+                Some(i) => i,
+                None if g.n_lasts < NG_GUESS_IFACES => {
+                    g.n_lasts += 1;
+                    g.n_lasts - 1
+                }
+                None => break,
+            };
+        }
+        g.lasts[cur] = (h.end as u32, if_id, h.records as u32);
+        if h.path_len < PATH {
+            h.path[h.path_len] = h.end as u32;
+            h.path_len += 1;
+        }
+        h.records += 1;
+        h.end += len;
+    }
+    (g.hop.records > 0).then_some(g)
+}
+
+impl NgGuess {
+    /// Walks the block's real usual blocks from `from` (where the block before ended) until one
+    /// starts where a guessed one does: where that is and which of the guessed it is. None when
+    /// they do not meet within PATH blocks.
+    fn meet<O: Order>(
+        &self,
+        data: &[u8],
+        from: usize,
+        own: usize,
+        be: O,
+    ) -> Option<(usize, usize)> {
+        let path = &self.hop.path[..self.hop.path_len];
+        let mut at = from;
+        for _ in 0..=PATH {
+            if let Some(i) = path.iter().position(|&q| q as usize == at) {
+                return Some((at, i));
+            }
+            if at >= own {
+                return None;
+            }
+            at += ng_epb_len(&data[at..], be)?;
+        }
+        None
+    }
+
+    /// The guessed blocks from the `i`th on, taken as the block's packets from `number` on:
+    /// each interface's last of them noted in `hop`, as walking them would. Returns how many
+    /// they are.
+    fn take<O: Order>(
+        &self,
+        i: usize,
+        hop: &mut NgHop,
+        data: &[u8],
+        be: O,
+        at: &mut NgStart,
+        number: u64,
+    ) -> u64 {
+        let mut lasts = self.lasts;
+        let lasts = &mut lasts[..self.n_lasts];
+        // In the order they lie: the latest packet is noted last, as a walk leaves it.
+        lasts.sort_unstable_by_key(|l| l.0);
+        for &(pos, _, n) in lasts.iter().filter(|l| l.2 as usize >= i) {
+            hop.packet(
+                data,
+                pos as usize,
+                NG_EPB,
+                be,
+                at,
+                number + (n as usize - i) as u64,
+            );
+        }
+        self.hop.records - i as u64
+    }
+}
+
 /// Fills `buf` from `off` on; returns how much it filled (less only at the end of the file).
 fn pread_full(file: &std::fs::File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
     use std::os::unix::fs::FileExt;
@@ -1024,7 +1183,7 @@ fn hop_records<const BIG_ENDIAN: bool>(
 }
 
 /// A block as its read finished: its buffers, how many bytes were read, the reading thread's hop.
-type Ready = (Bufs, std::io::Result<usize>, Option<Hop>);
+type Ready = (Bufs, std::io::Result<usize>, Option<Guess>);
 
 /// The reads of one plain file, in blocks of BLOCK bytes from `base` (and SLACK more).
 struct Reads {
@@ -1037,6 +1196,9 @@ struct Reads {
     issued: u64,
     ready: BTreeMap<u64, Ready>,
     outstanding: usize,
+    /// A pcapng file: the byte order of the section the reader has reached (what a block asked
+    /// for now is guessed in).
+    ng_be: Option<bool>,
 }
 
 impl Reads {
@@ -1050,6 +1212,7 @@ impl Reads {
             issued: 0,
             ready: BTreeMap::new(),
             outstanding: 0,
+            ng_be: None,
         }
     }
 }
@@ -1252,7 +1415,8 @@ impl Reader<'_> {
             let end = (bend - bstart) as usize;
             // The reading thread's hop, where it started where the block before ended.
             self.side.spent.blocks += 1;
-            let met = guess.and_then(|h| {
+            let met = guess.and_then(|g| {
+                let Guess::Legacy(h) = g else { return None };
                 let data = &bufs.data[..got];
                 let from = (s - bstart) as usize;
                 if big_endian {
@@ -1360,7 +1524,7 @@ impl Reader<'_> {
             if stop {
                 break;
             }
-            let Some((mut bufs, mut got, _)) = self.read_block(&mut rd, k, st, s) else {
+            let Some((mut bufs, mut got, guess)) = self.read_block(&mut rd, k, st, s) else {
                 break;
             };
             let bstart = k * BLOCK as u64;
@@ -1369,6 +1533,28 @@ impl Reader<'_> {
             start.mixed = false;
             let mut records = 0u64;
             hop.clear();
+            self.side.spent.blocks += 1;
+            // The reading thread's walk, where it meets the blocks from where the block before
+            // ended, in this section's byte order.
+            if let Some(Guess::Ng(g)) = guess {
+                let at = &mut st.ng.at;
+                let (data, from, end) = (
+                    &bufs.data[..got],
+                    (s - bstart) as usize,
+                    (bend - bstart) as usize,
+                );
+                let be = at.state.big_endian;
+                let took = match (g.big_endian == be, be) {
+                    (false, _) => None,
+                    (true, true) => hop.take_guess(&g, data, from, end, Be, at),
+                    (true, false) => hop.take_guess(&g, data, from, end, Le, at),
+                };
+                if let Some((to, n)) = took {
+                    self.side.spent.guessed += 1;
+                    records = n;
+                    s = bstart + to as u64;
+                }
+            }
             while s < bend {
                 let rel = (s - bstart) as usize;
                 let at = &mut st.ng.at;
@@ -1431,6 +1617,7 @@ impl Reader<'_> {
                 got = g;
             }
             hop.settle(&bufs.data, &mut st.ng.at);
+            rd.ng_be = Some(st.ng.at.state.big_endian);
             if records == 0 {
                 let _ = self.ctx.recycle.send(bufs);
                 continue;
@@ -1511,7 +1698,7 @@ impl Reader<'_> {
         k: u64,
         st: &mut FileState,
         s: u64,
-    ) -> Option<(Bufs, usize, Option<Hop>)> {
+    ) -> Option<(Bufs, usize, Option<Guess>)> {
         let (bufs, r, hop) = self.next_read(rd, k);
         match r {
             Ok(got) => Some((bufs, got, hop)),
@@ -1537,10 +1724,9 @@ impl Reader<'_> {
                 off,
                 len: (BLOCK + SLACK).min((rd.size - off) as usize),
                 own: BLOCK.min((rd.size - off) as usize),
-                big_endian: f.big_endian,
+                big_endian: rd.ng_be.unwrap_or(f.big_endian),
                 ns: f.ns,
-                // Record headers are guessed in legacy files only.
-                guess: !f.ng && self.ctx.outs.len() >= GUESS_FROM,
+                guess: self.ctx.outs.len() >= GUESS_FROM,
                 bufs,
                 done: self.done_tx.clone(),
             });
@@ -2571,5 +2757,105 @@ mod tests {
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
         assert_eq!(guess_hop::<true>(&noise, 4096, true), None);
+    }
+
+    /// A little-endian enhanced packet block without options on interface `if_id`.
+    fn epb(out: &mut Vec<u8>, if_id: u32, ts: u64, payload: &[u8]) {
+        let padded = (payload.len() + 3) & !3;
+        let len = (32 + padded) as u32;
+        let caplen = payload.len() as u32;
+        for w in [
+            NG_EPB,
+            len,
+            if_id,
+            (ts >> 32) as u32,
+            ts as u32,
+            caplen,
+            caplen,
+        ] {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.extend_from_slice(payload);
+        out.resize(out.len() + padded - payload.len(), 0);
+        out.extend_from_slice(&len.to_le_bytes());
+    }
+
+    /// What a walk of `hop` found: each interface's last packet (index, place, number), the
+    /// latest packet's interface, and the latest enhanced packet block's place and interface.
+    fn found(hop: &NgHop) -> Vec<(u64, usize, u64)> {
+        let mut v: Vec<_> = hop
+            .last
+            .iter()
+            .map(|e| (e.idx as u64, e.pos, e.number))
+            .collect();
+        v.sort_unstable();
+        v.push((hop.key, 0, 0));
+        if let Some((pos, i)) = hop.epb {
+            v.push((hop.last[i].idx as u64, pos, 0));
+        }
+        v
+    }
+
+    #[test]
+    fn a_pcapng_guess_takes_what_the_walk_finds() {
+        // A packet whose payload holds six blocks that look real (and stop short of the next
+        // real one), then 40 packets on three interfaces taking turns in runs.
+        let mut b = Vec::new();
+        let mut fake = Vec::new();
+        for _ in 0..6 {
+            epb(&mut fake, 9, 1, &[]);
+        }
+        fake.extend_from_slice(&[0xee; 6]);
+        epb(&mut b, 0, 5, &fake);
+        let real = b.len();
+        for k in 0..40u32 {
+            epb(
+                &mut b,
+                (k / 3) % 3,
+                k as u64,
+                &vec![k as u8; 20 + k as usize],
+            );
+        }
+        let at = NgStart::default();
+
+        // A block that starts inside the first packet, before its fake blocks: the guess takes
+        // them, and the real blocks never meet it.
+        let data = &b[12..];
+        let own = data.len() - 100;
+        let g = guess_ng(data, own, Le).expect("a guess");
+        assert_eq!((g.hop.path[0], g.hop.records), (16, 6), "the fake blocks");
+        assert_eq!(g.meet(data, real - 12, own, Le), None);
+        let (mut hop, mut a) = (NgHop::default(), at.clone());
+        assert_eq!(hop.take_guess(&g, data, real - 12, own, Le, &mut a), None);
+
+        // A block that starts past them: the guess is the walk.
+        let data = &b[real - 20..];
+        let own = data.len() - 100;
+        let g = guess_ng(data, own, Le).expect("a guess");
+        assert_eq!(g.hop.path[0], 20);
+        assert_eq!(g.n_lasts, 3);
+        let (mut walked, mut a) = (NgHop::default(), at.clone());
+        let (to, n) = walked.epbs(data, 20, own, Le, &mut a, 0);
+        let (mut took, mut t) = (NgHop::default(), at.clone());
+        assert_eq!(
+            took.take_guess(&g, data, 20, own, Le, &mut t),
+            Some((to, n))
+        );
+        assert!(n > 30 && n < 40, "{n} packets before the block's end");
+        assert_eq!(found(&took), found(&walked));
+        // Where the block before ended two packets in: the real blocks meet the guess there.
+        let second = 20 + ng_epb_len(&data[20..], Le).unwrap();
+        let third = second + ng_epb_len(&data[second..], Le).unwrap();
+        let (mut walked, mut a) = (NgHop::default(), at.clone());
+        let (to, n) = walked.epbs(data, third, own, Le, &mut a, 0);
+        let (mut took, mut t) = (NgHop::default(), at.clone());
+        assert_eq!(g.meet(data, third, own, Le), Some((third, 2)));
+        assert_eq!(
+            took.take_guess(&g, data, third, own, Le, &mut t),
+            Some((to, n))
+        );
+        assert_eq!(found(&took), found(&walked));
+        // In the other byte order nothing looks like a block.
+        assert!(guess_ng(data, own, Be).is_none());
     }
 }
