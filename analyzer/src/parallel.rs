@@ -9,12 +9,14 @@
 //! partitions it from where its records appear to start, while its bytes are in that thread's
 //! cache; the reader takes that work when the guess proves right (and the block's first record
 //! passes its timestamp check against the block before), and otherwise has the block partitioned
-//! again. Packets are numbered within their block, and the block carries the number of its
-//! first. Every worker then takes its share of every block in file order, so each flow's packets,
-//! the capture clock and the timestamp events arrive exactly as the sequential pipeline delivers
-//! them, and the counts are the same (tests/parallel.rs compares the two). A gzip libpcap capture
-//! is read as a stream by the reader thread instead. Buffers are pooled: a block goes back to the
-//! pool when the last worker lets go of it.
+//! again. The thread that reads a pcapng block likewise walks its usual blocks from where they
+//! appear to start, and the reader thread takes that walk where the real blocks meet it, rather
+//! than walking them itself. Packets are numbered within their block, and the block carries the
+//! number of its first. Every worker then takes its share of every block in file order, so each
+//! flow's packets, the capture clock and the timestamp events arrive exactly as the sequential
+//! pipeline delivers them, and the counts are the same (tests/parallel.rs compares the two). A
+//! gzip libpcap capture is read as a stream by the reader thread instead. Buffers are pooled: a
+//! block goes back to the pool when the last worker lets go of it.
 
 use crate::batch::{Batch, Pkt};
 use crate::decode::{decode, decode_into, Decoded};
@@ -1096,7 +1098,9 @@ fn guess_ng<O: Order>(data: &[u8], own: usize, be: O) -> Option<NgGuess> {
 impl NgGuess {
     /// Walks the block's real usual blocks from `from` (where the block before ended) until one
     /// starts where a guessed one does: where that is and which of the guessed it is. None when
-    /// they do not meet within PATH blocks.
+    /// they do not meet within PATH blocks. (Unlike libpcap's, a guess that starts inside a
+    /// payload never falls into step later: a block ending where a real one starts has the real
+    /// block before's length as its trailing length, and so is that block.)
     fn meet<O: Order>(
         &self,
         data: &[u8],

@@ -2,8 +2,8 @@
 //! counters and the same per-file report (frames, truncated and corrupt records, first and last
 //! times). Input starting with a pcapng section header is read as pcapng; other input not starting
 //! with a libpcap magic gets an Ethernet, microsecond file header first. Three workers: the
-//! reading threads then guess where libpcap records start and partition their blocks from there
-//! (the reader checks each guess). Each input is compared twice: as it is (smaller than one of the
+//! reading threads then guess where libpcap records start and partition their blocks from there,
+//! and walk pcapng blocks from where they appear to start (the reader checks each guess). Each input is compared twice: as it is (smaller than one of the
 //! reader's 256 KiB blocks, as the fuzzer keeps inputs) and repeated past three blocks — a libpcap
 //! body after its header, a pcapng file whole (each copy a new section) —, so that records
 //! straddle block boundaries, blocks begin inside records, and times step back where the input
