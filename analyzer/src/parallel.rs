@@ -1511,7 +1511,8 @@ impl Reader<'_> {
     /// are free, in parallel; this thread walks the file's blocks in order, each one as the
     /// sequential reader's parser reads it, following sections and interfaces, and notes each
     /// interface's last packet in each block (the next block's first packet on that interface is
-    /// checked against it).
+    /// checked against it). From GUESS_FROM workers on it takes the usual blocks as the thread
+    /// that read them walked them, from where that walk meets the block before.
     fn read_ng(
         &mut self,
         st: &mut FileState,
