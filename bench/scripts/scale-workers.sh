@@ -86,3 +86,13 @@ for sc in $SCENARIOS; do
   done
 done
 } | tee "$OUTF"
+# Issue #9's scaling measure: what each added worker adds, as a share of one worker's rate
+# (rate at N workers over the rate at 1, less 1, over N - 1), for each build or setting that was
+# measured at one worker.
+awk '/ tool=[^ ]* workers=[0-9]+ / {
+  split($2, t, "="); split($3, w, "="); split($5, m, "="); key = $1 " tool=" t[2]
+  if (w[2] == 1) one[key] = m[2]; else { n++; ks[n] = key; ws[n] = w[2]; ms[n] = m[2] }
+} END {
+  for (i = 1; i <= n; i++) if (ks[i] in one)
+    printf "%s workers=%d gain_per_added_worker=%.1f%%\n", ks[i], ws[i], (ms[i] / one[ks[i]] - 1) / (ws[i] - 1) * 100
+}' "$OUTF" | tee -a "$OUTF"
