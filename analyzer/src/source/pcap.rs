@@ -203,6 +203,14 @@ impl PcapFile {
         let mut last_ts: i64 = 0;
         let mut since_progress = 0u32;
         loop {
+            // A pcapng block pcap-parser would misread (`ng_too_short`); a libpcap file's
+            // records, after its header, are not blocks.
+            if self.legacy.is_none() {
+                if let Some(why) = ng_too_short(self.reader.data(), self.ng.big_endian) {
+                    st.corrupt = Some((st.bytes_read, why));
+                    break;
+                }
+            }
             match self.reader.next() {
                 Ok((offset, block)) => {
                     match block {
@@ -491,9 +499,24 @@ pub fn ng_epb_len<O: Order>(b: &[u8], be: O) -> Option<usize> {
         .then_some(len)
 }
 
+/// Why the pcapng block at the start of `b` (in a section of byte order `be`) cannot be handed
+/// to pcap-parser: it states a total length below the 12 bytes of its own framing (its type, and
+/// its length before and after). pcap-parser 0.17 takes those 12 from the stated length before
+/// comparing that with its minimum for the type, which for a process information block is 4: a
+/// stated length of 4 to 11 underflows there (a panic where overflow is checked, a demand for
+/// 4 GiB more where it is not). A section header is left to the parser: its length is in its
+/// own byte order.
+pub fn ng_too_short(b: &[u8], be: bool) -> Option<String> {
+    (b.len() >= 8 && ng_u32(b, 0, be) != pcap_parser::SHB_MAGIC && ng_u32(b, 4, be) < 12)
+        .then(|| "corrupt block (total length below 12)".to_string())
+}
+
 /// `ng_step` by the parser.
 #[inline(never)]
 fn ng_parse(b: &[u8], be: bool) -> NgStep<'_> {
+    if let Some(why) = ng_too_short(b, be) {
+        return NgStep::Stop(Some(why));
+    }
     let parsed = if be {
         pcap_parser::pcapng::parse_block_be(b)
     } else {
@@ -654,6 +677,58 @@ fn io_reason(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A block that states a total length below the 12 bytes of its own framing stops the read
+    /// as corrupt, whatever its type, in either byte order; one of 12 is read on (found by the
+    /// fuzzer: a process information block of length 4 underflowed inside pcap-parser).
+    #[test]
+    fn a_block_shorter_than_its_framing_is_corrupt() {
+        for ty in [pcap_parser::PIB_MAGIC, 1, 6, 0x4242_4242] {
+            for len in [0u32, 4, 8, 11] {
+                for be in [false, true] {
+                    let mut b = Vec::new();
+                    let w = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+                    b.extend(w(ty));
+                    b.extend(w(len));
+                    b.extend([0u8; 24]);
+                    assert!(
+                        matches!(ng_step(&b, be), NgStep::Stop(Some(_))),
+                        "type {ty:#x} length {len} big-endian {be}"
+                    );
+                }
+            }
+        }
+        let mut unknown = Vec::new();
+        for v in [0x4242_4242u32, 12, 12] {
+            unknown.extend(v.to_le_bytes());
+        }
+        assert!(matches!(
+            ng_step(&unknown, false),
+            NgStep::Meta { len: 12, .. }
+        ));
+    }
+
+    /// The same block stops the sequential reader the same way, after the packet before it.
+    #[test]
+    fn a_block_shorter_than_its_framing_stops_the_sequential_reader() {
+        for short in [4u32, 8] {
+            let mut f = pcapng_ns_offset(5);
+            let at = f.len() as u64;
+            f.extend(pcap_parser::PIB_MAGIC.to_le_bytes());
+            f.extend(short.to_le_bytes());
+            f.extend([0u8; 24]);
+            let size = f.len() as u64;
+            let mut p =
+                PcapFile::from_reader("t".into(), Box::new(std::io::Cursor::new(f)), size).unwrap();
+            let mut frames = 0;
+            let st = p.for_each(|_| frames += 1, |_| {});
+            assert_eq!(frames, 1);
+            assert_eq!(
+                st.corrupt,
+                Some((at, "corrupt block (total length below 12)".to_string()))
+            );
+        }
+    }
 
     fn le16(v: u16) -> [u8; 2] {
         v.to_le_bytes()
