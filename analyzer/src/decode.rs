@@ -2,8 +2,10 @@
 //! and SLL2, raw IP, BSD loopback) through IPv4/IPv6 (extension headers, fragments) to TCP, UDP,
 //! ICMP and ICMPv6, with `etherparse` slices (no copy). The strict parser runs first; only a packet
 //! it rejects (a snaplen-truncated frame, say) pays for the lax one. The result is a small `Copy`
-//! struct plus the L4 payload slice; the flow hashes are computed here, once.
+//! struct plus the L4 payload slice; the flow hashes and the flow key are made here, once, on the
+//! thread that reads the packet.
 
+use crate::flow::FlowKey;
 use crate::hash::{flow_hash, shard_hash};
 use etherparse::{
     EtherType, IpNumber, Ipv6ExtensionSlice, LaxNetSlice, LaxSlicedPacket, NetSlice, SlicedPacket,
@@ -68,11 +70,12 @@ pub struct Decoded {
     pub v6: bool,
     /// IP protocol number (for a fragment: of the fragmented payload).
     pub proto: u8,
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
-    /// TCP/UDP ports; for ICMP echo both hold the identifier, for other ICMP both are 0.
-    pub sport: u16,
-    pub dport: u16,
+    /// The flow's identity (addresses, TCP/UDP ports, protocol, IP version) with its endpoints
+    /// in the table's order, made here once, and whether this packet's source is its endpoint
+    /// `a`: the source and destination are read back from them (`src`, `sport`, …). Ports: for
+    /// ICMP echo both hold the identifier, for other ICMP both are 0.
+    pub key: FlowKey,
+    pub src_is_a: bool,
     pub tcp_flags: u8,
     pub seq: u32,
     pub ack: u32,
@@ -89,19 +92,61 @@ pub struct Decoded {
 }
 
 impl Decoded {
+    /// The source address (IPv4 in the first 4 bytes).
+    pub fn src(&self) -> [u8; 16] {
+        if self.src_is_a {
+            self.key.addr_a()
+        } else {
+            self.key.addr_b()
+        }
+    }
+    /// The destination address.
+    pub fn dst(&self) -> [u8; 16] {
+        if self.src_is_a {
+            self.key.addr_b()
+        } else {
+            self.key.addr_a()
+        }
+    }
+    /// The source port (TCP, UDP; an ICMP echo's identifier; else 0).
+    #[inline]
+    pub fn sport(&self) -> u16 {
+        if self.src_is_a {
+            self.key.port_a()
+        } else {
+            self.key.port_b()
+        }
+    }
+    /// The destination port.
+    #[inline]
+    pub fn dport(&self) -> u16 {
+        if self.src_is_a {
+            self.key.port_b()
+        } else {
+            self.key.port_a()
+        }
+    }
+    /// Whether either end uses `port`.
+    #[inline]
+    pub fn has_port(&self, port: u16) -> bool {
+        self.key.port_a() == port || self.key.port_b() == port
+    }
     pub fn src_ip(&self) -> std::net::IpAddr {
-        ip(&self.src, self.v6)
+        ip(&self.src(), self.v6)
     }
     pub fn dst_ip(&self) -> std::net::IpAddr {
-        ip(&self.dst, self.v6)
+        ip(&self.dst(), self.v6)
     }
     pub fn is_icmp_error(&self) -> bool {
         self.l4 == L4::Icmp && icmp_error_kind(self.v6, self.icmp_type).is_some()
     }
+    /// Sets the packet's endpoints (its `proto` and `v6` already set): the flow key, and the
+    /// worker and flow-table hashes.
     #[inline(always)]
-    pub(crate) fn finish_hashes(&mut self) {
-        self.shard = shard_hash(&self.src, &self.dst);
-        self.flow = flow_hash(self.shard, self.sport, self.dport, self.proto);
+    pub fn set_endpoints(&mut self, src: &[u8; 16], dst: &[u8; 16], sport: u16, dport: u16) {
+        self.shard = shard_hash(src, dst);
+        self.flow = flow_hash(self.shard, sport, dport, self.proto);
+        (self.key, self.src_is_a) = FlowKey::new(src, dst, sport, dport, self.proto, self.v6);
     }
 }
 
@@ -228,8 +273,6 @@ fn finish<'a>(
     d: &mut Decoded,
 ) -> Result<&'a [u8], DecodeError> {
     d.v6 = net.v6;
-    d.src = net.src;
-    d.dst = net.dst;
     d.proto = net.proto;
     if let Some((id, off, more)) = net.frag {
         d.l4 = L4::Fragment;
@@ -237,14 +280,15 @@ fn finish<'a>(
         d.frag_off = off;
         d.frag_more = more;
         // Fragments of one datagram must meet on one worker: shard and key by addresses only.
-        d.finish_hashes();
+        d.set_endpoints(&net.src, &net.dst, 0, 0);
         return Ok(net.payload);
     }
+    let (mut sport, mut dport) = (0, 0);
     let payload = match (net.proto, transport) {
         (6, Some(TransportSlice::Tcp(t))) => {
             d.l4 = L4::Tcp;
-            d.sport = t.source_port();
-            d.dport = t.destination_port();
+            sport = t.source_port();
+            dport = t.destination_port();
             d.seq = t.sequence_number();
             d.ack = t.acknowledgment_number();
             use tcp_flags::*;
@@ -257,22 +301,22 @@ fn finish<'a>(
         }
         (17, Some(TransportSlice::Udp(u))) => {
             d.l4 = L4::Udp;
-            d.sport = u.source_port();
-            d.dport = u.destination_port();
+            sport = u.source_port();
+            dport = u.destination_port();
             u.payload()
         }
         (1, Some(TransportSlice::Icmpv4(i))) => {
             d.l4 = L4::Icmp;
             d.icmp_type = i.type_u8();
             d.icmp_code = i.code_u8();
-            icmp_ids(d, i.bytes5to8());
+            (sport, dport) = icmp_ids(d, i.bytes5to8());
             i.payload()
         }
         (58, Some(TransportSlice::Icmpv6(i))) => {
             d.l4 = L4::Icmp;
             d.icmp_type = i.type_u8();
             d.icmp_code = i.code_u8();
-            icmp_ids(d, i.bytes5to8());
+            (sport, dport) = icmp_ids(d, i.bytes5to8());
             i.payload()
         }
         (6 | 17 | 1 | 58, _) => return Err(DecodeError::Truncated),
@@ -281,7 +325,7 @@ fn finish<'a>(
             net.payload
         }
     };
-    d.finish_hashes();
+    d.set_endpoints(&net.src, &net.dst, sport, dport);
     if d.proto == 89 {
         // OSPF Hellos go to multicast: every OSPF packet meets on one worker, where adjacencies are paired.
         d.shard = 0x0589_0589_0589_0589;
@@ -295,11 +339,13 @@ fn finish<'a>(
     Ok(payload)
 }
 
-fn icmp_ids(d: &mut Decoded, b5to8: [u8; 4]) {
+/// The "ports" of an ICMP message: an echo's identifier for both, else 0.
+fn icmp_ids(d: &Decoded, b5to8: [u8; 4]) -> (u16, u16) {
     if is_echo(d.v6, d.icmp_type) {
         let id = u16::from_be_bytes([b5to8[0], b5to8[1]]);
-        d.sport = id;
-        d.dport = id;
+        (id, id)
+    } else {
+        (0, 0)
     }
 }
 
@@ -416,9 +462,16 @@ fn decode_fast_into<'a>(link: u32, frame: &'a [u8], d: &mut Decoded) -> Option<&
     }
     let l4 = &ip[20..total];
     d.proto = ip[9];
-    d.src[..4].copy_from_slice(&ip[12..16]);
-    d.dst[..4].copy_from_slice(&ip[16..20]);
-    let payload = match d.proto {
+    let (mut src, mut dst) = ([0; 16], [0; 16]);
+    src[..4].copy_from_slice(&ip[12..16]);
+    dst[..4].copy_from_slice(&ip[16..20]);
+    let ports = |l4: &[u8]| {
+        (
+            u16::from_be_bytes([l4[0], l4[1]]),
+            u16::from_be_bytes([l4[2], l4[3]]),
+        )
+    };
+    let (payload, (sport, dport)) = match d.proto {
         6 => {
             if l4.len() < 20 {
                 return None;
@@ -428,13 +481,11 @@ fn decode_fast_into<'a>(link: u32, frame: &'a [u8], d: &mut Decoded) -> Option<&
                 return None;
             }
             d.l4 = L4::Tcp;
-            d.sport = u16::from_be_bytes([l4[0], l4[1]]);
-            d.dport = u16::from_be_bytes([l4[2], l4[3]]);
             d.seq = u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]);
             d.ack = u32::from_be_bytes([l4[8], l4[9], l4[10], l4[11]]);
             // FIN, SYN, RST, PSH, ACK sit at the same bits as in `tcp_flags`.
             d.tcp_flags = l4[13] & 0x1f;
-            &l4[off..]
+            (&l4[off..], ports(l4))
         }
         17 => {
             if l4.len() < 8 {
@@ -445,13 +496,11 @@ fn decode_fast_into<'a>(link: u32, frame: &'a [u8], d: &mut Decoded) -> Option<&
                 return None;
             }
             d.l4 = L4::Udp;
-            d.sport = u16::from_be_bytes([l4[0], l4[1]]);
-            d.dport = u16::from_be_bytes([l4[2], l4[3]]);
-            &l4[8..len]
+            (&l4[8..len], ports(l4))
         }
         _ => return None,
     };
-    d.finish_hashes();
+    d.set_endpoints(&src, &dst, sport, dport);
     Some(payload)
 }
 
@@ -566,19 +615,18 @@ pub fn decode_quoted(bytes: &[u8]) -> Option<Decoded> {
     let net = from_lax(&p)?;
     let mut d = Decoded {
         v6: net.v6,
-        src: net.src,
-        dst: net.dst,
         proto: net.proto,
         ..Decoded::default()
     };
     d.l4 = L4::OtherIp;
+    let (mut sport, mut dport) = (0, 0);
     // Ports sit in the first 4 bytes of a TCP or UDP header, which RFC 792 guarantees are quoted.
     if matches!(net.proto, 6 | 17) && net.frag.is_none_or(|f| f.1 == 0) && net.payload.len() >= 4 {
         d.l4 = if net.proto == 6 { L4::Tcp } else { L4::Udp };
-        d.sport = u16::from_be_bytes([net.payload[0], net.payload[1]]);
-        d.dport = u16::from_be_bytes([net.payload[2], net.payload[3]]);
+        sport = u16::from_be_bytes([net.payload[0], net.payload[1]]);
+        dport = u16::from_be_bytes([net.payload[2], net.payload[3]]);
     }
-    d.finish_hashes();
+    d.set_endpoints(&net.src, &net.dst, sport, dport);
     Some(d)
 }
 
@@ -613,7 +661,7 @@ mod tests {
         let f = udp_frame(b"hello");
         let (d, pl) = decode(link::ETHERNET, &f).unwrap();
         assert_eq!(d.l4, L4::Udp);
-        assert_eq!((d.sport, d.dport), (5353, 5353));
+        assert_eq!((d.sport(), d.dport()), (5353, 5353));
         assert_eq!(pl, b"hello");
         assert_eq!(d.src_ip().to_string(), "198.18.0.1");
     }

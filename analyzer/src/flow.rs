@@ -56,14 +56,28 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
-    /// The key of a packet and whether the packet's source is endpoint `a`.
+    /// The key of a packet and whether the packet's source is endpoint `a` (made by the decoder,
+    /// on the thread that reads the packet, and carried in `Decoded`).
     #[inline]
     pub fn of(d: &Decoded) -> (FlowKey, bool) {
+        (d.key, d.src_is_a)
+    }
+
+    /// The key of the packet from `src`:`sport` to `dst`:`dport`, and whether `src` is `a`.
+    #[inline(always)]
+    pub fn new(
+        src: &[u8; 16],
+        dst: &[u8; 16],
+        sport: u16,
+        dport: u16,
+        proto: u8,
+        v6: bool,
+    ) -> (FlowKey, bool) {
         let words = |x: &[u8; 16]| {
             let w = u128::from_ne_bytes(*x);
             [w as u64, (w >> 64) as u64]
         };
-        let (s, t) = (words(&d.src), words(&d.dst));
+        let (s, t) = (words(src), words(dst));
         // Any fixed order of the two endpoints will do (it only picks which one is `a`): the
         // first address words (all of an IPv4 address), then the second, then the ports.
         let src_first = if s[0] != t[0] {
@@ -71,14 +85,14 @@ impl FlowKey {
         } else if s[1] != t[1] {
             s[1] < t[1]
         } else {
-            d.sport <= d.dport
+            sport <= dport
         };
         let (a, pa, b, pb) = if src_first {
-            (s, d.sport, t, d.dport)
+            (s, sport, t, dport)
         } else {
-            (t, d.dport, s, d.sport)
+            (t, dport, s, sport)
         };
-        let rest = pa as u64 | (pb as u64) << 16 | (d.proto as u64) << 32 | (d.v6 as u64) << 40;
+        let rest = pa as u64 | (pb as u64) << 16 | (proto as u64) << 32 | (v6 as u64) << 40;
         (FlowKey { a, b, rest }, src_first)
     }
     /// Endpoint `a`'s address bytes.
@@ -659,15 +673,12 @@ mod tests {
     fn key(n: u32) -> (FlowKey, u64) {
         let mut a = [0u8; 16];
         a[..4].copy_from_slice(&n.to_be_bytes());
-        let d = Decoded {
+        let mut d = Decoded {
             l4: L4::Udp,
             proto: 17,
-            src: a,
-            dst: [9; 16],
-            sport: 1,
-            dport: 2,
             ..Decoded::default()
         };
+        d.set_endpoints(&a, &[9; 16], 1, 2);
         let (k, _) = FlowKey::of(&d);
         (
             k,
@@ -697,45 +708,46 @@ mod tests {
 
     #[test]
     fn key_is_direction_free_and_keeps_its_fields() {
-        let d = Decoded {
-            l4: L4::Tcp,
-            v6: true,
-            proto: 6,
-            src: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7],
-            dst: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3],
-            sport: 40000,
-            dport: 21,
-            ..Decoded::default()
+        let src = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+        let dst = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3];
+        let packet = |src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, v6: bool| {
+            let mut d = Decoded {
+                l4: L4::Tcp,
+                v6,
+                proto: 6,
+                ..Decoded::default()
+            };
+            d.set_endpoints(&src, &dst, sport, dport);
+            d
         };
-        let r = Decoded {
-            src: d.dst,
-            dst: d.src,
-            sport: d.dport,
-            dport: d.sport,
-            ..d
-        };
+        let d = packet(src, dst, 40000, 21, true);
+        let r = packet(dst, src, 21, 40000, true);
+        // The decoded packet gives back the endpoints it was given, each way.
+        assert_eq!(
+            (d.src(), d.dst(), d.sport(), d.dport()),
+            (src, dst, 40000, 21)
+        );
+        assert_eq!(
+            (r.src(), r.dst(), r.sport(), r.dport()),
+            (dst, src, 21, 40000)
+        );
+        assert!(d.has_port(21) && d.has_port(40000) && !d.has_port(20));
         let ((k, s), (kr, sr)) = (FlowKey::of(&d), FlowKey::of(&r));
         assert_eq!(k, kr);
         assert_ne!(s, sr);
-        let (src_a, src_pa) = if s {
-            (d.src, d.sport)
-        } else {
-            (d.dst, d.dport)
-        };
+        assert_eq!((k, s), FlowKey::new(&src, &dst, 40000, 21, 6, true));
+        let (src_a, src_pa) = if s { (src, 40000) } else { (dst, 21) };
         assert_eq!((k.addr_a(), k.port_a()), (src_a, src_pa));
-        let other = if s {
-            (d.dst, d.dport)
-        } else {
-            (d.src, d.sport)
-        };
+        let other = if s { (dst, 21) } else { (src, 40000) };
         assert_eq!((k.addr_b(), k.port_b()), other);
         assert_eq!((k.proto(), k.v6()), (6, true));
         // Same addresses, ports swapped: another flow, ordered by port.
-        let same = Decoded { dst: d.src, ..d };
+        let same = packet(src, src, 40000, 21, true);
         let (ks, _) = FlowKey::of(&same);
         assert_ne!(ks, k);
         assert_eq!(ks.port_a(), 21);
-        let v4 = Decoded { v6: false, ..d };
+        assert_eq!((same.sport(), same.dport()), (40000, 21));
+        let v4 = packet(src, dst, 40000, 21, false);
         assert_ne!(FlowKey::of(&v4).0, k);
     }
 

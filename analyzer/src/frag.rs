@@ -52,8 +52,8 @@ impl Reassembly {
         }
         let i = match self.pending.iter().position(|p| {
             p.id == d.frag_id
-                && p.src == d.src
-                && p.dst == d.dst
+                && p.src == d.src()
+                && p.dst == d.dst()
                 && p.proto == d.proto
                 && p.v6 == d.v6
         }) {
@@ -64,8 +64,8 @@ impl Reassembly {
                 }
                 self.pending.push(Pending {
                     v6: d.v6,
-                    src: d.src,
-                    dst: d.dst,
+                    src: d.src(),
+                    dst: d.dst(),
                     id: d.frag_id,
                     proto: d.proto,
                     first_ts: ts,

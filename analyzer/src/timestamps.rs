@@ -36,10 +36,10 @@ impl FlowId {
     pub fn of(d: &Decoded) -> FlowId {
         FlowId {
             v6: d.v6,
-            src: d.src,
-            dst: d.dst,
-            sport: d.sport,
-            dport: d.dport,
+            src: d.src(),
+            dst: d.dst(),
+            sport: d.sport(),
+            dport: d.dport(),
             proto: d.proto,
         }
     }

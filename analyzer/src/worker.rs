@@ -250,10 +250,10 @@ impl Worker {
         };
         let proto = match q {
             Some(q) => {
-                let (key, _) = FlowKey::of(&q);
+                let key = &q.key;
                 let known =
                     self.table
-                        .find(q.flow, &key)
+                        .find(q.flow, key)
                         .and_then(|i| match self.table.get(i).class {
                             Class::Known(p) => Some(p),
                             Class::Unknown => None,
@@ -655,7 +655,7 @@ fn start_session(
         env.session(pr.proto, pk.d.v6);
     }
     // Implicit FTPS (RFC 4217 §2: port 990) is TLS from the first byte.
-    if pr.proto == Proto::Tls && (pk.d.sport == 990 || pk.d.dport == 990) {
+    if pr.proto == Proto::Tls && pk.d.has_port(990) {
         env.session(Proto::Ftps, pk.d.v6);
     }
     f.session = s.and_then(|s| sessions.insert(s));
@@ -723,29 +723,30 @@ fn causality(
 /// The flow view of a reassembled datagram: its transport header parsed, the payload range.
 fn reassembled(d: &Decoded, buf: &[u8]) -> Option<(Decoded, std::ops::Range<usize>)> {
     let mut nd = *d;
+    let (src, dst) = (d.src(), d.dst());
     match d.proto {
         17 if buf.len() >= 8 => {
             nd.l4 = L4::Udp;
-            nd.sport = u16::from_be_bytes([buf[0], buf[1]]);
-            nd.dport = u16::from_be_bytes([buf[2], buf[3]]);
+            let (sport, dport) = (
+                u16::from_be_bytes([buf[0], buf[1]]),
+                u16::from_be_bytes([buf[2], buf[3]]),
+            );
             let ulen = (u16::from_be_bytes([buf[4], buf[5]]) as usize).clamp(8, buf.len());
-            nd.finish_hashes();
+            nd.set_endpoints(&src, &dst, sport, dport);
             Some((nd, 8..ulen))
         }
         6 => {
             let t = etherparse::TcpSlice::from_slice(buf).ok()?;
             nd.l4 = L4::Tcp;
-            nd.sport = t.source_port();
-            nd.dport = t.destination_port();
             nd.seq = t.sequence_number();
             nd.ack = t.acknowledgment_number();
             let hl = t.header_slice().len();
-            nd.finish_hashes();
+            nd.set_endpoints(&src, &dst, t.source_port(), t.destination_port());
             Some((nd, hl..buf.len()))
         }
         _ => {
             nd.l4 = L4::OtherIp;
-            nd.finish_hashes();
+            nd.set_endpoints(&src, &dst, 0, 0);
             Some((nd, 0..buf.len()))
         }
     }
@@ -771,13 +772,12 @@ mod tests {
         let mut d = Decoded {
             l4: L4::Udp,
             proto: 17,
-            sport,
-            dport,
             ..Decoded::default()
         };
-        d.src[..4].copy_from_slice(&[198, 18, 0, host]);
-        d.dst[..4].copy_from_slice(&[198, 18, 1, 1]);
-        d.finish_hashes();
+        let (mut src, mut dst) = ([0; 16], [0; 16]);
+        src[..4].copy_from_slice(&[198, 18, 0, host]);
+        dst[..4].copy_from_slice(&[198, 18, 1, 1]);
+        d.set_endpoints(&src, &dst, sport, dport);
         let n = b.pkts.len() as u64 + 1;
         b.push(ts, ts, 60, n, d, b"not a known protocol");
     }

@@ -55,7 +55,7 @@ fn batches(frames: &[(i64, Vec<u8>)], keep: impl Fn(u16, u16) -> bool) -> Vec<Ba
         let Ok((d, payload)) = decode(link::ETHERNET, data) else {
             continue;
         };
-        if !keep(d.sport, d.dport) {
+        if !keep(d.sport(), d.dport()) {
             continue;
         }
         if out.last().unwrap().is_full(payload.len()) {

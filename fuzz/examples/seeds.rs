@@ -54,7 +54,7 @@ fn main() {
                 };
                 if d.l4 == L4::OtherIp && d.proto == 89 {
                     let e = flows
-                        .entry(("ospf", format!("{tag}:{:?}", d.src)))
+                        .entry(("ospf", format!("{tag}:{:?}", d.src())))
                         .or_default();
                     push(&mut e.1, 0, payload);
                     return;
@@ -62,14 +62,14 @@ fn main() {
                 if payload.is_empty() {
                     return;
                 }
-                let Some((t, prefix)) = target_for(d.l4, d.sport, d.dport) else {
+                let Some((t, prefix)) = target_for(d.l4, d.sport(), d.dport()) else {
                     return;
                 };
-                let client_to_server = d.dport <= d.sport;
+                let client_to_server = d.dport() <= d.sport();
                 let (a, b) = if client_to_server {
-                    ((d.src, d.sport), (d.dst, d.dport))
+                    ((d.src(), d.sport()), (d.dst(), d.dport()))
                 } else {
-                    ((d.dst, d.dport), (d.src, d.sport))
+                    ((d.dst(), d.dport()), (d.src(), d.sport()))
                 };
                 let e = flows
                     .entry((t, format!("{tag}:{a:?}:{b:?}")))

@@ -74,17 +74,13 @@ fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
     let d = p.d;
     // Most flows have neither port near BFD's: one test of both ports first.
     let near = |port: u16| port.wrapping_sub(CONTROL_PORT) <= MULTIHOP_PORT - CONTROL_PORT;
-    if !near(d.sport) && !near(d.dport) {
+    if !near(d.key.port_a()) && !near(d.key.port_b()) {
         return Verdict::No;
     }
-    if d.dport == ECHO_PORT || d.sport == ECHO_PORT {
+    if d.has_port(ECHO_PORT) {
         return Verdict::Yes;
     }
-    if (d.dport == CONTROL_PORT
-        || d.dport == MULTIHOP_PORT
-        || d.sport == CONTROL_PORT
-        || d.sport == MULTIHOP_PORT)
-        && parse_control(p.payload).is_some()
+    if (d.has_port(CONTROL_PORT) || d.has_port(MULTIHOP_PORT)) && parse_control(p.payload).is_some()
     {
         return Verdict::Yes;
     }
@@ -93,7 +89,7 @@ fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
 
 fn start(p: &Pkt<'_>, _env: &mut Env) -> Option<Box<dyn Session>> {
     Some(Box::new(BfdFlow {
-        echo: p.d.dport == ECHO_PORT || p.d.sport == ECHO_PORT,
+        echo: p.d.has_port(ECHO_PORT),
     }))
 }
 
@@ -111,10 +107,10 @@ impl Session for BfdFlow {
         }
         if let Some(c) = parse_control(p.payload) {
             let v6 = p.d.v6;
-            let (lo, hi, dir) = if p.d.src <= p.d.dst {
-                (p.d.src, p.d.dst, 0)
+            let (lo, hi, dir) = if p.d.src() <= p.d.dst() {
+                (p.d.src(), p.d.dst(), 0)
             } else {
-                (p.d.dst, p.d.src, 1)
+                (p.d.dst(), p.d.src(), 1)
             };
             env.shared.bfd.control(lo, hi, dir, v6, c, &mut env.c);
         }

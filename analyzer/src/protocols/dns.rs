@@ -95,7 +95,7 @@ fn questions_walk(mut b: &[u8], n: usize) -> bool {
 }
 
 fn probe_udp(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
-    if (p.d.sport == 53 || p.d.dport == 53) && is_dns_message(p.payload) {
+    if p.d.has_port(53) && is_dns_message(p.payload) {
         Verdict::Yes
     } else {
         Verdict::No
@@ -103,7 +103,7 @@ fn probe_udp(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
 }
 
 fn probe_mdns(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
-    if (p.d.sport == 5353 || p.d.dport == 5353) && is_dns_message(p.payload) {
+    if p.d.has_port(5353) && is_dns_message(p.payload) {
         Verdict::Yes
     } else {
         Verdict::No
@@ -111,7 +111,7 @@ fn probe_mdns(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
 }
 
 fn probe_tcp(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
-    if p.d.sport != 53 && p.d.dport != 53 {
+    if !p.d.has_port(53) {
         return Verdict::No;
     }
     //= https://www.rfc-editor.org/rfc/rfc1035#section-4.2.2

@@ -127,9 +127,9 @@ fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
 
 fn start(p: &Pkt<'_>, _env: &mut Env) -> Option<Box<dyn Session>> {
     let (client, server) = if p.from_client {
-        ((p.d.src, p.d.sport), (p.d.dst, p.d.dport))
+        ((p.d.src(), p.d.sport()), (p.d.dst(), p.d.dport()))
     } else {
-        ((p.d.dst, p.d.dport), (p.d.src, p.d.sport))
+        ((p.d.dst(), p.d.dport()), (p.d.src(), p.d.sport()))
     };
     Some(Box::new(Ftp {
         dirs: p.reassemblers(),
@@ -701,7 +701,7 @@ impl Expectations {
 
     #[inline(never)]
     fn take_expected(&mut self, d: &Decoded, ts: i64) -> Option<DataMode> {
-        for (listener, lport) in [(d.dst, d.dport), (d.src, d.sport)] {
+        for (listener, lport) in [(d.dst(), d.dport()), (d.src(), d.sport())] {
             let k = (listener, d.v6, lport);
             if let Some(e) = self.map.get(&k) {
                 if e.expires >= ts {

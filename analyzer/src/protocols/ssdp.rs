@@ -34,8 +34,7 @@ fn probe(p: &Pkt<'_>, _memo: &mut u8) -> Verdict {
 #[inline(never)]
 fn probe_text(p: &Pkt<'_>) -> Verdict {
     let b = p.payload;
-    if is_request(b) || ((p.d.sport == 1900 || p.d.dport == 1900) && b.starts_with(b"HTTP/1.1 200"))
-    {
+    if is_request(b) || (p.d.has_port(1900) && b.starts_with(b"HTTP/1.1 200")) {
         Verdict::Yes
     } else {
         Verdict::No
