@@ -80,6 +80,9 @@ pub struct PcapFile {
     /// Legacy pcap: link type and whether timestamps are in ns.
     legacy: Option<(u32, bool, u32)>,
     ng: NgState,
+    /// A pcapng block has been read: the file is pcapng (its blocks are checked before the
+    /// parser reads them, `ng_too_short`).
+    pcapng: bool,
     /// The reader's buffer size: BUF, doubled for each record too large for it, up to MAX_BUF.
     buf_cap: usize,
     pub size: u64,
@@ -184,6 +187,7 @@ impl PcapFile {
             fs_path: None,
             legacy: None,
             ng: NgState::default(),
+            pcapng: false,
             buf_cap: BUF,
             size,
         })
@@ -203,9 +207,10 @@ impl PcapFile {
         let mut last_ts: i64 = 0;
         let mut since_progress = 0u32;
         loop {
-            // A pcapng block pcap-parser would misread (`ng_too_short`); a libpcap file's
-            // records, after its header, are not blocks.
-            if self.legacy.is_none() {
+            // A pcapng block pcap-parser would misread (`ng_too_short`), once the file has
+            // shown itself pcapng (its first block, a section header, is the parser's to check):
+            // a libpcap file's header and records are not blocks.
+            if self.pcapng {
                 if let Some(why) = ng_too_short(self.reader.data(), self.ng.big_endian) {
                     st.corrupt = Some((st.bytes_read, why));
                     break;
@@ -213,6 +218,7 @@ impl PcapFile {
             }
             match self.reader.next() {
                 Ok((offset, block)) => {
+                    self.pcapng |= matches!(block, PcapBlockOwned::NG(_));
                     match block {
                         PcapBlockOwned::LegacyHeader(h) => {
                             self.legacy =
@@ -247,6 +253,7 @@ impl PcapFile {
                         }
                         PcapBlockOwned::NG(b) => self.ng.meta(&b),
                     }
+
                     // No shift here: `refill` moves the (short) unread tail once per buffer,
                     // where `consume` would move half the buffer every time it passed the middle.
                     self.reader.consume_noshift(offset);
@@ -706,6 +713,28 @@ mod tests {
             ng_step(&unknown, false),
             NgStep::Meta { len: 12, .. }
         ));
+    }
+
+    /// A libpcap file whose header's first eight bytes, read as a pcapng block's type and
+    /// length, would state a length below 12 (version 2.0: minor version 0) is read as libpcap,
+    /// not stopped as a short block (found by fuzz parallel_read: the readers disagreed).
+    #[test]
+    fn a_libpcap_header_is_not_a_short_block() {
+        let mut f = Vec::new();
+        f.extend([0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 0, 0]);
+        f.extend([0; 8]);
+        f.extend(65535u32.to_le_bytes());
+        f.extend(1u32.to_le_bytes());
+        for v in [7u32, 0, 14, 14] {
+            f.extend(v.to_le_bytes());
+        }
+        f.extend([0u8; 14]);
+        let size = f.len() as u64;
+        let mut p =
+            PcapFile::from_reader("t".into(), Box::new(std::io::Cursor::new(f)), size).unwrap();
+        let mut frames = 0;
+        let st = p.for_each(|_| frames += 1, |_| {});
+        assert_eq!((frames, st.corrupt, st.truncated_records), (1, None, 0));
     }
 
     /// The same block stops the sequential reader the same way, after the packet before it.
