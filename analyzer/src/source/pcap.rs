@@ -253,7 +253,6 @@ impl PcapFile {
                         }
                         PcapBlockOwned::NG(b) => self.ng.meta(&b),
                     }
-
                     // No shift here: `refill` moves the (short) unread tail once per buffer,
                     // where `consume` would move half the buffer every time it passed the middle.
                     self.reader.consume_noshift(offset);
@@ -729,12 +728,18 @@ mod tests {
             f.extend(v.to_le_bytes());
         }
         f.extend([0u8; 14]);
-        let size = f.len() as u64;
-        let mut p =
-            PcapFile::from_reader("t".into(), Box::new(std::io::Cursor::new(f)), size).unwrap();
+        let (frames, st) = read_whole(f);
+        assert_eq!((frames, st.corrupt, st.truncated_records), (1, None, 0));
+    }
+
+    /// `file`'s frames and stats as the sequential reader reads it.
+    fn read_whole(file: Vec<u8>) -> (u64, FileStats) {
+        let size = file.len() as u64;
+        let r = Box::new(std::io::Cursor::new(file));
+        let mut p = PcapFile::from_reader("t".into(), r, size).unwrap();
         let mut frames = 0;
         let st = p.for_each(|_| frames += 1, |_| {});
-        assert_eq!((frames, st.corrupt, st.truncated_records), (1, None, 0));
+        (frames, st)
     }
 
     /// The same block stops the sequential reader the same way, after the packet before it.
@@ -746,11 +751,7 @@ mod tests {
             f.extend(pcap_parser::PIB_MAGIC.to_le_bytes());
             f.extend(short.to_le_bytes());
             f.extend([0u8; 24]);
-            let size = f.len() as u64;
-            let mut p =
-                PcapFile::from_reader("t".into(), Box::new(std::io::Cursor::new(f)), size).unwrap();
-            let mut frames = 0;
-            let st = p.for_each(|_| frames += 1, |_| {});
+            let (frames, st) = read_whole(f);
             assert_eq!(frames, 1);
             assert_eq!(
                 st.corrupt,
