@@ -1,6 +1,7 @@
 //! Packet decode on the reader/rx thread: link layer (Ethernet with 802.1Q/QinQ, Linux cooked SLL
 //! and SLL2, raw IP, BSD loopback) through IPv4/IPv6 (extension headers, fragments) to TCP, UDP,
-//! ICMP and ICMPv6, with `etherparse` slices (no copy). The strict parser runs first; only a packet
+//! ICMP and ICMPv6, through tunnels (IP in IP, GRE, and the remote-SPAN tunnels ERSPAN, VXLAN and
+//! Geneve), with `etherparse` slices (no copy). The strict parser runs first; only a packet
 //! it rejects (a snaplen-truncated frame, say) pays for the lax one. The result is a small `Copy`
 //! struct plus the L4 payload slice; the flow hashes and the flow key are made here, once, on the
 //! thread that reads the packet.
@@ -349,11 +350,22 @@ fn icmp_ids(d: &Decoded, b5to8: [u8; 4]) -> (u16, u16) {
     }
 }
 
-/// How many tunnel layers (IP-in-IP, 6in4, GRE) are opened before giving up.
+/// How many tunnel layers (IP-in-IP, 6in4, GRE, ERSPAN, VXLAN, Geneve) are opened before giving
+/// up.
 const MAX_TUNNEL_DEPTH: u8 = 3;
 
-/// Decodes one captured frame of link type `link`. Tunnels (IPv4/IPv6 in IP, protocol 4 and 41;
-/// GRE, RFC 2784/2890) are opened: the flow is the innermost one, as tshark and Zeek see it.
+/// The UDP ports of the mirror tunnels opened by their destination port: VXLAN (RFC 7348) and
+/// Geneve (RFC 8926), as IANA assigns them (Zeek's and Suricata's defaults).
+pub const VXLAN_PORT: u16 = 4789;
+pub const GENEVE_PORT: u16 = 6081;
+
+/// Decodes one captured frame of link type `link`. Tunnels are opened: the flow is the innermost
+/// one, as tshark and Zeek see it. IP tunnels (IPv4/IPv6 in IP, protocol 4 and 41; GRE, RFC
+/// 2784/2890, carrying IP) fall back to the outer packet where what they carry does not decode.
+/// Mirror tunnels, which carry a whole frame from a remote SPAN port (GRE carrying Ethernet;
+/// ERSPAN types I, II and III; VXLAN; Geneve), give the carried frame's result, errors included:
+/// an ARP frame in ERSPAN is a packet that is not IP, as it would be on a local SPAN port. Outer
+/// packets that were fragmented are reassembled on the worker as the outer flow and not opened.
 pub fn decode(link: u32, frame: &[u8]) -> Result<(Decoded, &[u8]), DecodeError> {
     decode_at(link, frame, 0)
 }
@@ -385,24 +397,42 @@ fn decode_general_into<'a>(
     Ok(p)
 }
 
+/// What a tunnel packet carries: a frame of link type `link`, and whether it is a mirror
+/// tunnel's (whose result stands, errors included) or an IP tunnel's (which falls back).
+struct Inner<'a> {
+    link: u32,
+    bytes: &'a [u8],
+    mirror: bool,
+}
+
 fn decode_at(link: u32, frame: &[u8], depth: u8) -> Result<(Decoded, &[u8]), DecodeError> {
     let r = decode_one(link, frame)?;
-    if r.0.l4 != L4::OtherIp || depth >= MAX_TUNNEL_DEPTH {
+    if depth >= MAX_TUNNEL_DEPTH {
         return Ok(r);
     }
-    let inner = match r.0.proto {
-        4 | 41 => Some((link::RAW, r.1)),
-        47 => gre_payload(r.1),
+    let inner = match r.0.l4 {
+        L4::OtherIp => match r.0.proto {
+            4 | 41 => Some(Inner {
+                link: link::RAW,
+                bytes: r.1,
+                mirror: false,
+            }),
+            47 => gre_payload(r.1),
+            _ => None,
+        },
+        L4::Udp => udp_tunnel_payload(r.0.dport(), r.1),
         _ => None,
     };
     match inner {
-        Some((l, bytes)) => decode_at(l, bytes, depth + 1).or(Ok(r)),
+        Some(i) if i.mirror => decode_at(i.link, i.bytes, depth + 1),
+        Some(i) => decode_at(i.link, i.bytes, depth + 1).or(Ok(r)),
         None => Ok(r),
     }
 }
 
-/// The payload of a GRE packet (RFC 2784, RFC 2890 key and sequence) carrying IP or Ethernet.
-fn gre_payload(b: &[u8]) -> Option<(u32, &[u8])> {
+/// The payload of a GRE packet (RFC 2784, RFC 2890 key and sequence) carrying IP, Ethernet, or
+/// ERSPAN (type I and II: GRE protocol 0x88BE, type III: 0x22EB).
+fn gre_payload(b: &[u8]) -> Option<Inner<'_>> {
     if b.len() < 4 || b[1] & 0x07 != 0 {
         return None; // only version 0
     }
@@ -413,20 +443,86 @@ fn gre_payload(b: &[u8]) -> Option<(u32, &[u8])> {
     if b[0] & 0x20 != 0 {
         off += 4; // key
     }
-    if b[0] & 0x10 != 0 {
+    let seq = b[0] & 0x10 != 0;
+    if seq {
         off += 4; // sequence number
     }
     let rest = b.get(off..)?;
-    match u16::from_be_bytes([b[2], b[3]]) {
-        0x0800 | 0x86dd => Some((link::RAW, rest)),
-        0x6558 => Some((link::ETHERNET, rest)),
-        _ => None,
+    let (link, bytes, mirror) = match u16::from_be_bytes([b[2], b[3]]) {
+        0x0800 | 0x86dd => (link::RAW, rest, false),
+        0x6558 => (link::ETHERNET, rest, true),
+        // ERSPAN type I has no header of its own and GRE no sequence number; type II has both.
+        0x88be if !seq => (link::ETHERNET, rest, true),
+        0x88be => (link::ETHERNET, erspan2(rest)?, true),
+        0x22eb => {
+            let (link, bytes) = erspan3(rest)?;
+            (link, bytes, true)
+        }
+        _ => return None,
+    };
+    Some(Inner {
+        link,
+        bytes,
+        mirror,
+    })
+}
+
+/// The frame after an ERSPAN type II header (8 bytes, version 1).
+fn erspan2(b: &[u8]) -> Option<&[u8]> {
+    (b.len() >= 8 && b[0] >> 4 == 1).then(|| &b[8..])
+}
+
+/// The frame after an ERSPAN type III header (12 bytes, version 2, and 8 more where its O bit
+/// says a platform-specific subheader follows), with its link type: frame type 0 is Ethernet, 2
+/// an IP packet.
+fn erspan3(b: &[u8]) -> Option<(u32, &[u8])> {
+    if b.len() < 12 || b[0] >> 4 != 2 {
+        return None;
     }
+    let link = match (b[10] >> 2) & 0x1f {
+        0 => link::ETHERNET,
+        2 => link::RAW,
+        _ => return None,
+    };
+    let off = if b[11] & 0x01 != 0 { 20 } else { 12 };
+    Some((link, b.get(off..)?))
+}
+
+/// The frame a UDP datagram to a mirror tunnel's port carries: VXLAN (RFC 7348: the I flag set
+/// and the reserved bits clear, or the group-policy extension's G flag as well) or Geneve
+/// (RFC 8926: version 0, carrying Ethernet or IP, after its options).
+fn udp_tunnel_payload(dport: u16, b: &[u8]) -> Option<Inner<'_>> {
+    let (link, bytes) = match dport {
+        VXLAN_PORT => {
+            let plain = b.get(..4)? == [0x08, 0, 0, 0];
+            if !(plain || b[0] == 0x88) || *b.get(7)? != 0 {
+                return None;
+            }
+            (link::ETHERNET, b.get(8..)?)
+        }
+        GENEVE_PORT => {
+            if b.len() < 8 || b[0] >> 6 != 0 {
+                return None;
+            }
+            let link = match u16::from_be_bytes([b[2], b[3]]) {
+                0x6558 => link::ETHERNET,
+                0x0800 | 0x86dd => link::RAW,
+                _ => return None,
+            };
+            (link, b.get(8 + (b[0] & 0x3f) as usize * 4..)?)
+        }
+        _ => return None,
+    };
+    Some(Inner {
+        link,
+        bytes,
+        mirror: true,
+    })
 }
 
 /// The common case, decoded without building etherparse's whole `SlicedPacket`: Ethernet II
-/// (untagged) or raw IP, IPv4 without options or fragmentation, TCP or UDP with complete headers.
-/// Anything else returns None and takes the general path. The result is the general path's, field
+/// (untagged) or raw IP, IPv4 without options or fragmentation, TCP or UDP with complete headers
+/// (UDP not to a mirror tunnel's port). Anything else returns None and takes the general path. The result is the general path's, field
 /// for field (tests/decode_fast.rs compares them on every corpus packet, and the `decode` fuzz
 /// target on arbitrary bytes).
 #[inline]
@@ -495,8 +591,13 @@ fn decode_fast_into<'a>(link: u32, frame: &'a [u8], d: &mut Decoded) -> Option<&
             if len < 8 || len > l4.len() {
                 return None;
             }
+            let (sport, dport) = ports(l4);
+            // A mirror tunnel's datagram is opened on the general path.
+            if matches!(dport, VXLAN_PORT | GENEVE_PORT) {
+                return None;
+            }
             d.l4 = L4::Udp;
-            (&l4[8..len], ports(l4))
+            (&l4[8..len], (sport, dport))
         }
         _ => return None,
     };
@@ -682,6 +783,178 @@ mod tests {
         assert_eq!(d.l4, L4::Tcp);
         assert!(d.v6);
         assert_eq!(pl, b"USER ali");
+    }
+
+    /// The frame a remote SPAN port mirrors: an FTP command from 198.18.1.1 to 198.18.1.2.
+    fn mirrored() -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([3; 6], [4; 6])
+            .ipv4([198, 18, 1, 1], [198, 18, 1, 2], 64)
+            .tcp(40000, 21, 7, 65535);
+        let mut v = Vec::new();
+        b.write(&mut v, b"USER alice\r\n").unwrap();
+        v
+    }
+
+    /// `inner` as the payload of IP protocol `proto` from 198.18.9.1 to 198.18.9.2 (or
+    /// 2001:db8::1 to 2001:db8::2), in Ethernet.
+    fn outer_ip(v6: bool, proto: u8, inner: &[u8]) -> Vec<u8> {
+        let e = PacketBuilder::ethernet2([1; 6], [2; 6]);
+        let b = if v6 {
+            let a = |x| [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, x];
+            e.ipv6(a(1), a(2), 64)
+        } else {
+            e.ipv4([198, 18, 9, 1], [198, 18, 9, 2], 64)
+        };
+        let mut v = Vec::new();
+        b.write(&mut v, IpNumber(proto), inner).unwrap();
+        v
+    }
+
+    /// `inner` in UDP from port 50000 to `dport`, from 198.18.9.1 to 198.18.9.2.
+    fn outer_udp(dport: u16, inner: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([198, 18, 9, 1], [198, 18, 9, 2], 64)
+            .udp(50000, dport);
+        let mut v = Vec::new();
+        b.write(&mut v, inner).unwrap();
+        v
+    }
+
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    /// The mirrored FTP command, whatever carried it.
+    fn assert_inner(frame: &[u8], what: &str) {
+        let (d, pl) = decode(link::ETHERNET, frame).unwrap_or_else(|e| panic!("{what}: {e:?}"));
+        assert_eq!(d.l4, L4::Tcp, "{what}");
+        assert_eq!(d.src_ip().to_string(), "198.18.1.1", "{what}");
+        assert_eq!((d.sport(), d.dport(), d.seq), (40000, 21, 7), "{what}");
+        assert_eq!(pl, b"USER alice\r\n", "{what}");
+    }
+
+    #[test]
+    fn mirror_tunnels_are_opened() {
+        let m = mirrored();
+        let ip_only = &m[14..];
+        // GRE: flags (S = 0x10, K = 0x20), version, protocol; then the key and sequence words.
+        let gre = |flags: u8, proto: u16| -> Vec<u8> {
+            let mut g = vec![flags, 0, (proto >> 8) as u8, proto as u8];
+            if flags & 0x20 != 0 {
+                g.extend([0, 0, 0, 10]);
+            }
+            if flags & 0x10 != 0 {
+                g.extend([0, 0, 0, 1]);
+            }
+            g
+        };
+        // ERSPAN II: version 1, VLAN 0, session 5; index 0.
+        let erspan2 = [0x10, 0x00, 0x00, 0x05, 0, 0, 0, 0];
+        // ERSPAN III: version 2, session 7, timestamp, SGT; frame type in bits 2-6 of byte 10;
+        // the O bit (byte 11, bit 0) announces 8 bytes of platform subheader.
+        let erspan3 = |ft: u8, o: bool| -> Vec<u8> {
+            let mut h = vec![0x20, 0, 0, 7, 0, 0, 0, 1, 0, 0, ft << 2, o as u8];
+            if o {
+                h.extend([0x0a; 8]);
+            }
+            h
+        };
+        for v6 in [false, true] {
+            let cases: [(&str, Vec<u8>); 6] = [
+                ("gretap", cat(&[&gre(0x20, 0x6558), &m])),
+                ("ERSPAN I", cat(&[&gre(0, 0x88be), &m])),
+                ("ERSPAN II", cat(&[&gre(0x10, 0x88be), &erspan2, &m])),
+                (
+                    "ERSPAN III",
+                    cat(&[&gre(0x10, 0x22eb), &erspan3(0, false), &m]),
+                ),
+                (
+                    "ERSPAN III + subheader",
+                    cat(&[&gre(0x10, 0x22eb), &erspan3(0, true), &m]),
+                ),
+                (
+                    "ERSPAN III, IP frame",
+                    cat(&[&gre(0x10, 0x22eb), &erspan3(2, false), ip_only]),
+                ),
+            ];
+            for (what, gre_packet) in cases {
+                assert_inner(&outer_ip(v6, 47, &gre_packet), &format!("{what}, v6 {v6}"));
+            }
+        }
+        let vxlan = |flags: u8| [flags, 0, 0, 0, 0, 0, 42, 0];
+        assert_inner(&outer_udp(4789, &cat(&[&vxlan(0x08), &m])), "VXLAN");
+        assert_inner(&outer_udp(4789, &cat(&[&vxlan(0x88), &m])), "VXLAN-GBP");
+        // Geneve: version 0, options length in 4-byte words, protocol type; VNI.
+        let geneve = |opt_words: u8, proto: u16| -> Vec<u8> {
+            let mut h = vec![opt_words, 0, (proto >> 8) as u8, proto as u8, 0, 0, 42, 0];
+            h.extend(vec![0xee; opt_words as usize * 4]);
+            h
+        };
+        assert_inner(&outer_udp(6081, &cat(&[&geneve(0, 0x6558), &m])), "Geneve");
+        assert_inner(
+            &outer_udp(6081, &cat(&[&geneve(2, 0x0800), ip_only])),
+            "Geneve, IP, options",
+        );
+    }
+
+    #[test]
+    fn what_a_mirror_tunnel_carries_stands_errors_included() {
+        let mut arp = vec![0xff; 6];
+        arp.extend([4; 6]);
+        arp.extend([0x08, 0x06]);
+        arp.extend([0; 28]);
+        let vx = outer_udp(4789, &cat(&[&[0x08, 0, 0, 0, 0, 0, 42, 0], &arp]));
+        assert_eq!(decode(link::ETHERNET, &vx).err(), Some(DecodeError::NonIp));
+        let es = outer_ip(false, 47, &cat(&[&[0, 0, 0x88, 0xbe], &arp]));
+        assert_eq!(decode(link::ETHERNET, &es).err(), Some(DecodeError::NonIp));
+        // An IP tunnel whose inner packet does not decode is the outer packet.
+        let ipip = outer_ip(false, 4, &[0x45, 0, 0, 99]);
+        let (d, _) = decode(link::ETHERNET, &ipip).unwrap();
+        assert_eq!((d.l4, d.proto), (L4::OtherIp, 4));
+    }
+
+    #[test]
+    fn udp_to_a_tunnel_port_that_is_no_tunnel_stays_udp() {
+        let m = mirrored();
+        for (what, f) in [
+            (
+                "flags 0",
+                outer_udp(4789, &cat(&[&[0, 0, 0, 0, 0, 0, 42, 0], &m])),
+            ),
+            (
+                "reserved set",
+                outer_udp(4789, &cat(&[&[0x08, 1, 0, 0, 0, 0, 42, 0], &m])),
+            ),
+            (
+                "last byte set",
+                outer_udp(4789, &cat(&[&[0x08, 0, 0, 0, 0, 0, 42, 1], &m])),
+            ),
+            ("short", outer_udp(4789, &[0x08, 0, 0, 0])),
+            (
+                "Geneve version 1",
+                outer_udp(6081, &cat(&[&[0x40, 0, 0x65, 0x58, 0, 0, 42, 0], &m])),
+            ),
+            (
+                "Geneve, other protocol",
+                outer_udp(6081, &cat(&[&[0, 0, 0x88, 0x47, 0, 0, 42, 0], &m])),
+            ),
+            (
+                "another port",
+                outer_udp(4790, &cat(&[&[0x08, 0, 0, 0, 0, 0, 42, 0], &m])),
+            ),
+        ] {
+            let (d, _) = decode(link::ETHERNET, &f).unwrap();
+            assert_eq!(
+                (d.l4, d.src_ip().to_string()),
+                (L4::Udp, "198.18.9.1".into()),
+                "{what}"
+            );
+            assert_eq!(d.sport(), 50000, "{what}");
+        }
+        // And the fast path leaves the tunnel ports to the general one.
+        assert!(decode_fast(link::ETHERNET, &outer_udp(4789, &m)).is_none());
+        assert!(decode_fast(link::ETHERNET, &outer_udp(6081, &m)).is_none());
+        assert!(decode_fast(link::ETHERNET, &outer_udp(4790, &m)).is_some());
     }
 
     #[test]
