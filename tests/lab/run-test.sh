@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The lab test: real daemons, a mirrored SPAN port, `spanwatch live` (AF_XDP) on span0 and tcpdump
-# on span1. Asserts: live metrics = the counts of construction = an offline `spanwatch read` of
-# tcpdump's file. Needs root.   usage: tests/lab/run-test.sh [SPANWATCH_BINARY]
+# on span1, and a remote SPAN port: the same frames in the kernel's VXLAN tunnel, captured by
+# tcpdump on span2. Asserts: live metrics = the counts of construction = an offline `spanwatch
+# read` of tcpdump's file = an offline read of the tunnel's capture. Needs root.
+#   usage: tests/lab/run-test.sh [SPANWATCH_BINARY]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=$(realpath "${1:-target/release/spanwatch}")
+LAB_REMOTE_SPAN=1
 . tests/lab/lib.sh
 trap '[ -n "${KEEP:-}" ] && cp -r "$OUT" "$KEEP"; lab_down' EXIT INT TERM
 lab_up
@@ -13,6 +16,10 @@ lab_settle
 OUT=$LAB_WORK/out; mkdir -p "$OUT"
 ip netns exec "$TAP" tcpdump -i span1 -w "$OUT/span1.pcap" -U -s 0 2>"$OUT/tcpdump.err" &
 for _ in $(seq 100); do grep -q "listening on" "$OUT/tcpdump.err" 2>/dev/null && break; sleep 0.1; done
+if [ -n "$LAB_REMOTE" ]; then
+  ip netns exec "$TAP" tcpdump -i span2 -w "$OUT/span2.pcap" -U -s 0 2>"$OUT/tcpdump2.err" &
+  for _ in $(seq 100); do grep -q "listening on" "$OUT/tcpdump2.err" 2>/dev/null && break; sleep 0.1; done
+fi
 ip netns exec "$TAP" "$BIN" live --iface span0 --listen 127.0.0.1:9890 --workers 2 --metrics-out "$OUT/live.prom" \
   --events "$OUT/live.ndjson" 2>"$OUT/live.err" &
 SW=$!
@@ -58,9 +65,12 @@ ip netns pids "$TAP" | xargs -r kill -INT 2>/dev/null || true
 wait "$SW"
 sleep 0.5
 "$BIN" read --workers 1 --metrics-out "$OUT/offline.prom" --events "$OUT/offline.ndjson" "$OUT/span1.pcap" >/dev/null
-python3 - "$OUT" "$LAB_EXPECT" "$LAB_PW" <<'PY'
-import json, sys, re
-out, expect, pw = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+if [ -n "$LAB_REMOTE" ]; then
+  "$BIN" read --workers 2 --metrics-out "$OUT/remote.prom" --events "$OUT/remote.ndjson" "$OUT/span2.pcap" >/dev/null
+fi
+python3 - "$OUT" "$LAB_EXPECT" "$LAB_PW" "$LAB_REMOTE" <<'PY'
+import json, os, sys, re
+out, expect, pw, remote_span = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
 def load(path):
     m = {}
     for line in open(path):
@@ -92,8 +102,9 @@ def counts(m, src):
     }
 live = counts(load(f"{out}/live.prom"), "xdp")
 offline = counts(load(f"{out}/offline.prom"), "pcap")
+remote = counts(load(f"{out}/remote.prom"), "pcap") if remote_span else {}
 # How many BFD echo packets and ICMP errors a run sees depends on timers: "seen" means at least one.
-for c in (live, offline):
+for c in (live, offline) + ((remote,) if remote_span else ()):
     c["bfd_echo_seen"] = int(c["bfd_echo"] > 0)
     c["icmp_unreachable_bfd_seen"] = int(c["icmp_unreachable_bfd"] > 0)
     c["ospf_v3_hello_seen"] = int(c["ospf_v3_hello"] > 0)
@@ -103,12 +114,41 @@ for k, v in expect.items():
     if offline[k] != v: bad.append(f"offline {k} = {offline[k]}, constructed {v}")
 for k in live:
     if live[k] != offline[k]: bad.append(f"{k}: live {live[k]} != offline {offline[k]}")
+if remote_span:
+    # The remote SPAN port's capture holds the same frames, each in VXLAN: the same counts, and
+    # every packet taken in analyzed (a tunnel left closed would be an other_udp flow or a
+    # packet not analyzed).
+    rm = load(f"{out}/remote.prom")
+    for k in offline:
+        if remote[k] != offline[k]: bad.append(f"{k}: remote SPAN (VXLAN) {remote[k]} != offline {offline[k]}")
+    om = load(f"{out}/offline.prom")
+    for k in sorted(set(rm) | set(om)):
+        if k.startswith(("spanwatch_packets_not_analyzed_total", "spanwatch_sessions_total")) and rm.get(k, 0) != om.get(k, 0):
+            bad.append(f"{k}: remote SPAN (VXLAN) {rm.get(k, 0)} != offline {om.get(k, 0)}")
+    # The same login events, but for what differs between two captures and two runs: the time
+    # and number of the packet, the file's name, the user name's hash (keyed afresh each run).
+    def logins(path):
+        out = []
+        for line in open(path):
+            e = json.loads(line)
+            if e["event"]["action"] != "ftp-cleartext-login":
+                continue
+            for k in ("@timestamp", "user"):
+                e.pop(k, None)
+            for k in ("capture", "packet_number"):
+                e["spanwatch"].pop(k, None)
+            out.append(json.dumps(e, sort_keys=True))
+        return sorted(out)
+    if logins(f"{out}/remote.ndjson") != logins(f"{out}/offline.ndjson"):
+        bad.append("remote SPAN (VXLAN) login events differ from offline's")
 drops = sum(v for k, v in load(f"{out}/live.prom").items() if k.startswith("spanwatch_capture_dropped_total"))
 if drops: bad.append(f"live dropped {drops} packets")
-for f in ("live.prom", "live.ndjson", "offline.prom", "offline.ndjson", "live.err"):
+for f in ("live.prom", "live.ndjson", "offline.prom", "offline.ndjson", "live.err") + (("remote.prom", "remote.ndjson") if remote_span else ()):
     if pw in open(f"{out}/{f}").read(): bad.append(f"password in {f}")
-print(json.dumps({"live": live, "offline": offline}, sort_keys=True))
+print(json.dumps({"live": live, "offline": offline, **({"remote": remote} if remote_span else {})}, sort_keys=True))
 if bad:
     print("\n".join(bad)); sys.exit(1)
 print("lab: live = offline = construction")
+if remote_span:
+    print("lab: remote SPAN (VXLAN) = offline")
 PY
