@@ -155,7 +155,7 @@ fn ip_of(f: &[u8]) -> Option<&[u8]> {
 
 #[test]
 fn remote_span_tunnels_count_as_the_frames_they_carry() {
-    let dir = tempdir();
+    let dir = tempdir("tunnels");
     let lab = common::default_capture();
     // The capture as raw IP: the reference for tunnels that carry IP packets.
     let lab_ip = dir.join("lab-ip.pcap");
@@ -202,8 +202,70 @@ fn remote_span_tunnels_count_as_the_frames_they_carry() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn tempdir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("spanwatch-tunnels-{}", std::process::id()));
+/// A VXLAN datagram fragmented on its way (an underlay without jumbo frames) is reassembled and
+/// counted, not opened and not taken for a UDP flow of its own; an unfragmented one beside it is
+/// opened.
+#[test]
+fn a_fragmented_tunnel_packet_is_counted_not_opened() {
+    let dir = tempdir("fragmented-tunnel");
+    // The carried frame: an FTP command, padded to 1 400 bytes of TCP payload.
+    let mut inner = vec![4, 0, 0, 0, 0, 4, 4, 0, 0, 0, 0, 3, 0x08, 0x00];
+    let mut tcp = vec![
+        0x9c, 0x40, 0, 21, 0, 0, 0, 7, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+    ];
+    tcp.extend(b"USER alice\r\n");
+    tcp.resize(1420, b' ');
+    inner.extend([0x45, 0]);
+    inner.extend(((20 + tcp.len()) as u16).to_be_bytes());
+    inner.extend([0, 1, 0x40, 0, 64, 6, 0, 0, 198, 18, 1, 1, 198, 18, 1, 2]);
+    inner.extend(&tcp);
+    let whole = outer_udp(
+        false,
+        4789,
+        &[vec![0x08, 0, 0, 0, 0, 0, 42, 0], inner].concat(),
+    );
+    // Its IP payload in two fragments of 1 000 and the rest (offsets in 8-byte units).
+    let ip = &whole[14..];
+    let payload = &ip[20..];
+    let frag = |off: usize, more: bool, part: &[u8]| {
+        let mut f = outer_ip(false, 17, part);
+        f[18..20].copy_from_slice(&[0, 9]); // IP identification
+        let flags_off = (off / 8) as u16 | if more { 0x2000 } else { 0 };
+        f[20..22].copy_from_slice(&flags_off.to_be_bytes());
+        f
+    };
+    let frames = [
+        frag(0, true, &payload[..1000]),
+        frag(1000, false, &payload[1000..]),
+        whole.clone(),
+    ];
+    let path = dir.join("fragmented.pcap");
+    let header = PcapHeader {
+        datalink: DataLink::ETHERNET,
+        ..PcapHeader::default()
+    };
+    let mut w = PcapWriter::with_header(File::create(&path).unwrap(), header).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        let t = std::time::Duration::from_millis(1_000 + i as u64);
+        w.write_packet(&PcapPacket::new(t, f.len() as u32, f))
+            .unwrap();
+    }
+    drop(w);
+    for workers in [1, 2] {
+        let c = common::analyze(std::slice::from_ref(&path), workers);
+        let issue = slot::stream_issue(metrics::StreamIssue::TunnelFragmented);
+        assert_eq!(c.get(issue), 1, "{workers} workers");
+        assert_eq!(c.get(slot::ip_reassembled(false)), 1);
+        // The whole one was opened: one FTP session; the reassembled one made no UDP flow.
+        assert_eq!(c.get(slot::sessions(Proto::Ftp, false)), 1);
+        assert_eq!(c.get(slot::sessions(Proto::OtherUdp, false)), 0);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A directory of the test's own (the tests run in parallel).
+fn tempdir(test: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("spanwatch-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }

@@ -364,8 +364,10 @@ pub const GENEVE_PORT: u16 = 6081;
 /// 2784/2890, carrying IP) fall back to the outer packet where what they carry does not decode.
 /// Mirror tunnels, which carry a whole frame from a remote SPAN port (GRE carrying Ethernet;
 /// ERSPAN types I, II and III; VXLAN; Geneve), give the carried frame's result, errors included:
-/// an ARP frame in ERSPAN is a packet that is not IP, as it would be on a local SPAN port. Outer
-/// packets that were fragmented are reassembled on the worker as the outer flow and not opened.
+/// an ARP frame in ERSPAN is a packet that is not IP, as it would be on a local SPAN port. A
+/// tunnel packet that was fragmented on its way is reassembled on the worker and counted there
+/// (`tunnel_fragmented`), not opened: its fragments met on the worker of the outer addresses,
+/// not on that of the flow it carries.
 pub fn decode(link: u32, frame: &[u8]) -> Result<(Decoded, &[u8]), DecodeError> {
     decode_at(link, frame, 0)
 }
@@ -410,24 +412,34 @@ fn decode_at(link: u32, frame: &[u8], depth: u8) -> Result<(Decoded, &[u8]), Dec
     if depth >= MAX_TUNNEL_DEPTH {
         return Ok(r);
     }
-    let inner = match r.0.l4 {
-        L4::OtherIp => match r.0.proto {
-            4 | 41 => Some(Inner {
-                link: link::RAW,
-                bytes: r.1,
-                mirror: false,
-            }),
-            47 => gre_payload(r.1),
-            _ => None,
-        },
-        L4::Udp => udp_tunnel_payload(r.0.dport(), r.1),
-        _ => None,
-    };
-    match inner {
+    match tunnel_inner(&r.0, r.1) {
         Some(i) if i.mirror => decode_at(i.link, i.bytes, depth + 1),
         Some(i) => decode_at(i.link, i.bytes, depth + 1).or(Ok(r)),
         None => Ok(r),
     }
+}
+
+/// What the tunnel packet `d`, with L4 payload `payload`, carries; None where it is no tunnel.
+fn tunnel_inner<'a>(d: &Decoded, payload: &'a [u8]) -> Option<Inner<'a>> {
+    match d.l4 {
+        L4::OtherIp => match d.proto {
+            4 | 41 => Some(Inner {
+                link: link::RAW,
+                bytes: payload,
+                mirror: false,
+            }),
+            47 => gre_payload(payload),
+            _ => None,
+        },
+        L4::Udp => udp_tunnel_payload(d.dport(), payload),
+        _ => None,
+    }
+}
+
+/// Whether `decode` opens a packet like `d` with L4 payload `payload` as a tunnel (the worker
+/// asks of a datagram it reassembled from fragments, which it does not open).
+pub fn is_tunnel(d: &Decoded, payload: &[u8]) -> bool {
+    tunnel_inner(d, payload).is_some()
 }
 
 /// The payload of a GRE packet (RFC 2784, RFC 2890 key and sequence) carrying IP, Ethernet, or

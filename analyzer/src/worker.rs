@@ -229,8 +229,16 @@ impl Worker {
         match self.frag.add(p.ts_ns, d, payload, &mut buf) {
             FragResult::Complete => {
                 self.env.c.inc(slot::ip_reassembled(d.v6));
-                if let Some((nd, range)) = reassembled(d, &buf) {
-                    self.flow_packet(p.ts_ns, p.number, &nd, &buf[range]);
+                match reassembled(d, &buf) {
+                    // A tunnel's datagram: the flow it carries is sharded by its own addresses,
+                    // likely to another worker; counted, not opened (decode.rs).
+                    Some((nd, range)) if crate::decode::is_tunnel(&nd, &buf[range.clone()]) => {
+                        self.env
+                            .c
+                            .inc(slot::stream_issue(StreamIssue::TunnelFragmented));
+                    }
+                    Some((nd, range)) => self.flow_packet(p.ts_ns, p.number, &nd, &buf[range]),
+                    None => {}
                 }
             }
             FragResult::Dropped(why) => self.env.c.inc(slot::stream_issue(why)),

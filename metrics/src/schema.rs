@@ -171,13 +171,15 @@ label_enum!(
     }
 );
 label_enum!(
-    /// Why a reassembly or line buffer gave up on bytes.
+    /// Why bytes went unanalyzed: a reassembly or line buffer gave up on them, or a tunnel
+    /// packet came in fragments (reassembled, not opened).
     StreamIssue {
         OverlongLine = "overlong_line",
         Gap = "gap",
         OutOfOrderOverflow = "out_of_order_overflow",
         FragmentOverflow = "fragment_overflow",
         FragmentTimeout = "fragment_timeout",
+        TunnelFragmented = "tunnel_fragmented",
     }
 );
 
