@@ -381,7 +381,7 @@ pub fn decode_into<'a>(
     frame: &'a [u8],
     d: &mut Decoded,
 ) -> Result<&'a [u8], DecodeError> {
-    if let Some(p) = decode_fast_into(link, frame, d) {
+    if let Some(p) = fast_into::<false>(link, frame, d) {
         return Ok(p);
     }
     decode_general_into(link, frame, d)
@@ -394,6 +394,12 @@ fn decode_general_into<'a>(
     frame: &'a [u8],
     d: &mut Decoded,
 ) -> Result<&'a [u8], DecodeError> {
+    // A mirror tunnel over a packet of the fast path's kind, carrying one, is opened on the fast
+    // path (here, out of the usual packet's way).
+    *d = Decoded::default();
+    if let Some(p) = fast_into::<true>(link, frame, d) {
+        return Ok(p);
+    }
     let (r, p) = decode_at(link, frame, 0)?;
     *d = r;
     Ok(p)
@@ -534,18 +540,25 @@ fn udp_tunnel_payload(dport: u16, b: &[u8]) -> Option<Inner<'_>> {
 
 /// The common case, decoded without building etherparse's whole `SlicedPacket`: Ethernet II
 /// (untagged) or raw IP, IPv4 without options or fragmentation, TCP or UDP with complete headers
-/// (UDP not to a mirror tunnel's port). Anything else returns None and takes the general path. The result is the general path's, field
-/// for field (tests/decode_fast.rs compares them on every corpus packet, and the `decode` fuzz
-/// target on arbitrary bytes).
+/// (UDP not to a mirror tunnel's port). Anything else returns None and takes the general path.
+/// The result is the general path's, field for field (tests/decode_fast.rs compares them on every
+/// corpus packet, and the `decode` fuzz target on arbitrary bytes).
 #[inline]
 fn decode_fast(link: u32, frame: &[u8]) -> Option<(Decoded, &[u8])> {
     let mut d = Decoded::default();
-    decode_fast_into(link, frame, &mut d).map(|p| (d, p))
+    fast_into::<false>(link, frame, &mut d).map(|p| (d, p))
 }
 
 /// `decode_fast` into `d`, which must be `Decoded::default()`; on None, `d` may be partly written.
+/// With TUNNELS (`decode_into`, once the plain fast path declined), a mirror tunnel in GRE or UDP
+/// over such a packet is opened here too where what it carries takes the fast path itself:
+/// `decode`'s result, as the `decode` fuzz target and tests/tunnels.rs check.
 #[inline(always)]
-fn decode_fast_into<'a>(link: u32, frame: &'a [u8], d: &mut Decoded) -> Option<&'a [u8]> {
+fn fast_into<'a, const TUNNELS: bool>(
+    link: u32,
+    frame: &'a [u8],
+    d: &mut Decoded,
+) -> Option<&'a [u8]> {
     let ip = match link {
         link::ETHERNET => {
             if frame.len() < 14 + 20 || frame[12] != 0x08 || frame[13] != 0x00 {
@@ -604,13 +617,17 @@ fn decode_fast_into<'a>(link: u32, frame: &'a [u8], d: &mut Decoded) -> Option<&
                 return None;
             }
             let (sport, dport) = ports(l4);
-            // A mirror tunnel's datagram is opened on the general path.
             if matches!(dport, VXLAN_PORT | GENEVE_PORT) {
-                return None;
+                return if TUNNELS {
+                    fast_tunnel(udp_tunnel_payload(dport, &l4[8..len])?, d)
+                } else {
+                    None
+                };
             }
             d.l4 = L4::Udp;
             (&l4[8..len], (sport, dport))
         }
+        47 if TUNNELS => return fast_tunnel(gre_payload(l4)?, d),
         _ => return None,
     };
     d.set_endpoints(&src, &dst, sport, dport);
@@ -743,6 +760,16 @@ pub fn decode_quoted(bytes: &[u8]) -> Option<Decoded> {
     Some(d)
 }
 
+/// What a mirror tunnel carries, on the fast path (one layer: a tunnel in the tunnel takes the
+/// general path).
+#[inline(never)]
+fn fast_tunnel<'a>(inner: Inner<'a>, d: &mut Decoded) -> Option<&'a [u8]> {
+    if !inner.mirror {
+        return None;
+    }
+    fast_into::<false>(inner.link, inner.bytes, d)
+}
+
 /// The L4 payload of a quoted packet, after its UDP header (for content checks on quoted UDP).
 pub fn quoted_udp_payload(bytes: &[u8]) -> Option<&[u8]> {
     let p = LaxSlicedPacket::from_ip(bytes).ok()?;
@@ -839,6 +866,14 @@ mod tests {
     /// The mirrored FTP command, whatever carried it.
     fn assert_inner(frame: &[u8], what: &str) {
         let (d, pl) = decode(link::ETHERNET, frame).unwrap_or_else(|e| panic!("{what}: {e:?}"));
+        // The hot path, which opens the usual tunnels itself, gives the same.
+        let mut hot = Decoded::default();
+        assert_eq!(
+            decode_into(link::ETHERNET, frame, &mut hot),
+            Ok(pl),
+            "{what}"
+        );
+        assert_eq!(hot, d, "{what}");
         assert_eq!(d.l4, L4::Tcp, "{what}");
         assert_eq!(d.src_ip().to_string(), "198.18.1.1", "{what}");
         assert_eq!((d.sport(), d.dport(), d.seq), (40000, 21, 7), "{what}");
@@ -890,7 +925,15 @@ mod tests {
                 ),
             ];
             for (what, gre_packet) in cases {
-                assert_inner(&outer_ip(v6, 47, &gre_packet), &format!("{what}, v6 {v6}"));
+                let f = outer_ip(v6, 47, &gre_packet);
+                assert_inner(&f, &format!("{what}, v6 {v6}"));
+                // Over IPv4 the fast path opens it (over IPv6 the general path does).
+                let mut d = Decoded::default();
+                assert_eq!(
+                    fast_into::<true>(link::ETHERNET, &f, &mut d).is_some(),
+                    !v6,
+                    "{what}"
+                );
             }
         }
         let vxlan = |flags: u8| [flags, 0, 0, 0, 0, 0, 42, 0];
@@ -907,6 +950,12 @@ mod tests {
             &outer_udp(6081, &cat(&[&geneve(2, 0x0800), ip_only])),
             "Geneve, IP, options",
         );
+        for f in [
+            outer_udp(4789, &cat(&[&vxlan(0x08), &m])),
+            outer_udp(6081, &cat(&[&geneve(2, 0x0800), ip_only])),
+        ] {
+            assert!(fast_into::<true>(link::ETHERNET, &f, &mut Decoded::default()).is_some());
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Frame decoding for every link type spanwatch reads (Ethernet with VLANs, PPPoE, GRE and
-//! IP-in-IP tunnels, SLL, SLL2, raw IP, loopback), and the fast path against the general one.
+//! IP-in-IP tunnels, ERSPAN, VXLAN, Geneve, SLL, SLL2, raw IP, loopback), the fast path against
+//! the general one, and the hot path against `decode`.
 #![no_main]
 use analyzer::decode::{decode, link};
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
@@ -20,9 +21,17 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             assert_eq!(fd, gd);
             assert_eq!(fp, gp);
         }
-        if let Ok((d, payload)) = decode(l, data) {
-            assert!(payload.len() <= data.len());
-            let _ = (d.src_ip(), d.dst_ip(), d.is_icmp_error());
+        // The hot path (which opens the usual tunnels on its fast path) gives `decode`'s result.
+        let mut hot = analyzer::decode::Decoded::default();
+        let hot_payload = analyzer::decode::decode_into(l, data, &mut hot);
+        match decode(l, data) {
+            Ok((d, payload)) => {
+                assert!(payload.len() <= data.len());
+                let _ = (d.src_ip(), d.dst_ip(), d.is_icmp_error());
+                assert_eq!(hot_payload, Ok(payload));
+                assert_eq!(hot, d);
+            }
+            Err(e) => assert_eq!(hot_payload, Err(e)),
         }
     }
 });
