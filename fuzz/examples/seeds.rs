@@ -1,6 +1,7 @@
 //! Seeds for the fuzz targets from real captures: `seeds OUT_DIR CAPTURE...` writes, per target,
 //! each flow of the captures re-encoded as the target's chunk format (direction + payload), and
-//! the capture files themselves for `pcap_file` and `parallel_read`. Run by fuzz/run.sh on the
+//! the capture files themselves for `pcap_file` and `parallel_read`, and for `decode` the first
+//! frames of each capture as they are and in the mirror tunnels. Run by fuzz/run.sh on the
 //! shared corpus and the lab capture; nothing it writes is committed.
 
 use analyzer::decode::{decode, L4};
@@ -47,8 +48,19 @@ fn main() {
             }
         }
         let tag = path.display().to_string();
+        let mut frames = 0;
         f.for_each(
             |frame| {
+                // The first frames of each capture seed `decode`, each also in the mirror tunnels.
+                if frames < 4 && frame.link == analyzer::decode::link::ETHERNET {
+                    frames += 1;
+                    let dir = out.join("decode");
+                    std::fs::create_dir_all(&dir).unwrap();
+                    for (kind, bytes) in tunnelled(frame.data) {
+                        let n = written_decode(&dir);
+                        std::fs::write(dir.join(format!("{kind}-{n}")), bytes).unwrap();
+                    }
+                }
                 let Ok((d, payload)) = decode(frame.link, frame.data) else {
                     return;
                 };
@@ -90,6 +102,44 @@ fn main() {
         std::fs::write(dir.join(format!("seed-{n}")), seed).unwrap();
     }
     eprintln!("seeds: {n_files} captures -> {written:?}");
+}
+
+/// How many seeds `dir` holds (the next one's number).
+fn written_decode(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+/// An Ethernet frame as it is, and inside ERSPAN type II, VXLAN and Geneve (IPv4 outer headers
+/// from 198.18.9.1 to 198.18.9.2; checksums left 0).
+fn tunnelled(frame: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    let outer = |proto: u8, payload: &[u8]| {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45, 0];
+        f.extend(((20 + payload.len()) as u16).to_be_bytes());
+        f.extend([0, 1, 0x40, 0, 64, proto, 0, 0, 198, 18, 9, 1, 198, 18, 9, 2]);
+        f.extend(payload);
+        f
+    };
+    let udp = |dport: u16, payload: &[u8]| {
+        let mut u = vec![0xc0, 0x00];
+        u.extend(dport.to_be_bytes());
+        u.extend(((8 + payload.len()) as u16).to_be_bytes());
+        u.extend([0, 0]);
+        u.extend(payload);
+        outer(17, &u)
+    };
+    let erspan2 = [
+        &[0x10, 0, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0, 0, 5, 0, 0, 0, 0][..],
+        frame,
+    ]
+    .concat();
+    let vxlan = [&[0x08, 0, 0, 0, 0, 0, 42, 0][..], frame].concat();
+    let geneve = [&[0, 0, 0x65, 0x58, 0, 0, 42, 0][..], frame].concat();
+    vec![
+        ("frame", frame.to_vec()),
+        ("erspan2", outer(47, &erspan2)),
+        ("vxlan", udp(4789, &vxlan)),
+        ("geneve", udp(6081, &geneve)),
+    ]
 }
 
 /// One chunk per ≤255 payload bytes: control (direction), length, bytes.
