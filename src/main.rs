@@ -13,6 +13,7 @@ use metrics::events::EventWriter;
 use metrics::expo::Info;
 use metrics::{
     slot, Counters, DecodeError, DropReason, EvictReason, Hub, LoginOutcome, Proto, Source,
+    StreamIssue,
 };
 use serde::Deserialize;
 use std::io::{IsTerminal, Write};
@@ -695,6 +696,7 @@ fn summary_json(
         "flows_evicted": EvictReason::ALL.iter().map(|r| (r.as_str(), c.get(slot::flows_evicted(*r)))).collect::<std::collections::BTreeMap<_,_>>(),
         "not_analyzed": DecodeError::ALL.iter().map(|r| (r.as_str(), c.get(slot::decode_error(*r)))).collect::<std::collections::BTreeMap<_,_>>(),
         "truncated_records": c.get(slot::capture_dropped(DropReason::TruncatedRecord, None)),
+        "stream_issues": StreamIssue::ALL.iter().map(|i| (i.as_str(), c.get(slot::stream_issue(*i)))).collect::<std::collections::BTreeMap<_,_>>(),
     })
 }
 
@@ -824,6 +826,13 @@ fn text_summary(
             .map(|e| format!("{} {}", c.get(slot::decode_error(*e)), e.as_str()))
             .collect();
         let _ = writeln!(o, "  not analyzed: {}", parts.join(", "));
+    }
+    let tf = c.get(slot::stream_issue(StreamIssue::TunnelFragmented));
+    if tf > 0 {
+        let _ = writeln!(
+            o,
+            "  tunnel packets that came in fragments (not opened): {tf}"
+        );
     }
     let tr = c.get(slot::capture_dropped(DropReason::TruncatedRecord, None));
     if tr > 0 {

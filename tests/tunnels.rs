@@ -260,6 +260,24 @@ fn a_fragmented_tunnel_packet_is_counted_not_opened() {
         assert_eq!(c.get(slot::sessions(Proto::Ftp, false)), 1);
         assert_eq!(c.get(slot::sessions(Proto::OtherUdp, false)), 0);
     }
+    // The summary says so, in text and in JSON.
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"))
+            .arg("read")
+            .args(args)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(
+        run(&[]).contains("tunnel packets that came in fragments (not opened): 1"),
+        "{}",
+        run(&[])
+    );
+    let json: serde_json::Value = serde_json::from_str(&run(&["--format", "json"])).unwrap();
+    assert_eq!(json["stream_issues"]["tunnel_fragmented"], 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
