@@ -12,7 +12,7 @@ use etherparse::{
     EtherType, IpNumber, Ipv6ExtensionSlice, LaxNetSlice, LaxSlicedPacket, NetSlice, SlicedPacket,
     TransportSlice,
 };
-use metrics::DecodeError;
+use metrics::{DecodeError, Tunnel};
 
 /// pcap LINKTYPE_* values this decoder accepts.
 pub mod link {
@@ -83,16 +83,31 @@ pub struct Decoded {
     pub icmp_type: u8,
     pub icmp_code: u8,
     pub frag_id: u32,
-    /// Fragment offset in bytes.
-    pub frag_off: u32,
+    /// Fragment offset in bytes (at most 8 191 × 8).
+    pub frag_off: u16,
     pub frag_more: bool,
     /// Worker selection hash (unordered address pair; for an ICMP error, that of the quoted packet).
     pub shard: u64,
     /// Flow-table hash (unordered 5-tuple).
     pub flow: u64,
+    /// The tunnel this packet came in, opened (the outermost where tunnels nest): 0 for none, else
+    /// its `Tunnel` + 1 (0 keeps a fresh record all zero bytes; read it with `tunnel()`).
+    pub tunnel_code: u8,
 }
 
 impl Decoded {
+    /// The tunnel this packet came in, opened, if it came in one.
+    #[inline]
+    pub fn tunnel(&self) -> Option<Tunnel> {
+        (self.tunnel_code as usize)
+            .checked_sub(1)
+            .and_then(|i| Tunnel::ALL.get(i).copied())
+    }
+
+    fn set_tunnel(&mut self, t: Tunnel) {
+        self.tunnel_code = t as u8 + 1;
+    }
+
     /// The source address (IPv4 in the first 4 bytes).
     pub fn src(&self) -> [u8; 16] {
         if self.src_is_a {
@@ -196,7 +211,7 @@ struct Net<'a> {
     src: [u8; 16],
     dst: [u8; 16],
     proto: u8,
-    frag: Option<(u32, u32, bool)>,
+    frag: Option<(u32, u16, bool)>,
     payload: &'a [u8],
 }
 
@@ -206,11 +221,11 @@ fn v4(a: [u8; 4]) -> [u8; 16] {
     o
 }
 
-fn v6_frag<'a>(exts: impl IntoIterator<Item = Ipv6ExtensionSlice<'a>>) -> Option<(u32, u32, bool)> {
+fn v6_frag<'a>(exts: impl IntoIterator<Item = Ipv6ExtensionSlice<'a>>) -> Option<(u32, u16, bool)> {
     exts.into_iter().find_map(|e| match e {
         Ipv6ExtensionSlice::Fragment(f) => Some((
             f.identification(),
-            f.fragment_offset().value() as u32 * 8,
+            f.fragment_offset().value() * 8,
             f.more_fragments(),
         )),
         _ => None,
@@ -229,7 +244,7 @@ macro_rules! net_of {
                     let frag = pl.fragmented.then(|| {
                         (
                             h.identification() as u32,
-                            h.fragments_offset().value() as u32 * 8,
+                            h.fragments_offset().value() * 8,
                             h.more_fragments(),
                         )
                     });
@@ -411,6 +426,7 @@ struct Inner<'a> {
     link: u32,
     bytes: &'a [u8],
     mirror: bool,
+    kind: Tunnel,
 }
 
 fn decode_at(link: u32, frame: &[u8], depth: u8) -> Result<(Decoded, &[u8]), DecodeError> {
@@ -418,10 +434,17 @@ fn decode_at(link: u32, frame: &[u8], depth: u8) -> Result<(Decoded, &[u8]), Dec
     if depth >= MAX_TUNNEL_DEPTH {
         return Ok(r);
     }
-    match tunnel_inner(&r.0, r.1) {
-        Some(i) if i.mirror => decode_at(i.link, i.bytes, depth + 1),
-        Some(i) => decode_at(i.link, i.bytes, depth + 1).or(Ok(r)),
-        None => Ok(r),
+    let Some(i) = tunnel_inner(&r.0, r.1) else {
+        return Ok(r);
+    };
+    let opened = decode_at(i.link, i.bytes, depth + 1).map(|(mut d, p)| {
+        d.set_tunnel(i.kind);
+        (d, p)
+    });
+    if i.mirror {
+        opened
+    } else {
+        opened.or(Ok(r))
     }
 }
 
@@ -433,6 +456,7 @@ fn tunnel_inner<'a>(d: &Decoded, payload: &'a [u8]) -> Option<Inner<'a>> {
                 link: link::RAW,
                 bytes: payload,
                 mirror: false,
+                kind: Tunnel::IpInIp,
             }),
             47 => gre_payload(payload),
             _ => None,
@@ -466,15 +490,15 @@ fn gre_payload(b: &[u8]) -> Option<Inner<'_>> {
         off += 4; // sequence number
     }
     let rest = b.get(off..)?;
-    let (link, bytes, mirror) = match u16::from_be_bytes([b[2], b[3]]) {
-        0x0800 | 0x86dd => (link::RAW, rest, false),
-        0x6558 => (link::ETHERNET, rest, true),
+    let (link, bytes, mirror, kind) = match u16::from_be_bytes([b[2], b[3]]) {
+        0x0800 | 0x86dd => (link::RAW, rest, false, Tunnel::Gre),
+        0x6558 => (link::ETHERNET, rest, true, Tunnel::Gre),
         // ERSPAN type I has no header of its own and GRE no sequence number; type II has both.
-        0x88be if !seq => (link::ETHERNET, rest, true),
-        0x88be => (link::ETHERNET, erspan2(rest)?, true),
+        0x88be if !seq => (link::ETHERNET, rest, true, Tunnel::Erspan),
+        0x88be => (link::ETHERNET, erspan2(rest)?, true, Tunnel::Erspan),
         0x22eb => {
             let (link, bytes) = erspan3(rest)?;
-            (link, bytes, true)
+            (link, bytes, true, Tunnel::Erspan)
         }
         _ => return None,
     };
@@ -482,6 +506,7 @@ fn gre_payload(b: &[u8]) -> Option<Inner<'_>> {
         link,
         bytes,
         mirror,
+        kind,
     })
 }
 
@@ -510,13 +535,13 @@ fn erspan3(b: &[u8]) -> Option<(u32, &[u8])> {
 /// and the reserved bits clear, or the group-policy extension's G flag as well) or Geneve
 /// (RFC 8926: version 0, carrying Ethernet or IP, after its options).
 fn udp_tunnel_payload(dport: u16, b: &[u8]) -> Option<Inner<'_>> {
-    let (link, bytes) = match dport {
+    let (link, bytes, kind) = match dport {
         VXLAN_PORT => {
             let plain = b.get(..4)? == [0x08, 0, 0, 0];
             if !(plain || b[0] == 0x88) || *b.get(7)? != 0 {
                 return None;
             }
-            (link::ETHERNET, b.get(8..)?)
+            (link::ETHERNET, b.get(8..)?, Tunnel::Vxlan)
         }
         GENEVE_PORT => {
             if b.len() < 8 || b[0] >> 6 != 0 {
@@ -527,7 +552,11 @@ fn udp_tunnel_payload(dport: u16, b: &[u8]) -> Option<Inner<'_>> {
                 0x0800 | 0x86dd => link::RAW,
                 _ => return None,
             };
-            (link, b.get(8 + (b[0] & 0x3f) as usize * 4..)?)
+            (
+                link,
+                b.get(8 + (b[0] & 0x3f) as usize * 4..)?,
+                Tunnel::Geneve,
+            )
         }
         _ => return None,
     };
@@ -535,6 +564,7 @@ fn udp_tunnel_payload(dport: u16, b: &[u8]) -> Option<Inner<'_>> {
         link,
         bytes,
         mirror: true,
+        kind,
     })
 }
 
@@ -767,7 +797,9 @@ fn fast_tunnel<'a>(inner: Inner<'a>, d: &mut Decoded) -> Option<&'a [u8]> {
     if !inner.mirror {
         return None;
     }
-    fast_into::<false>(inner.link, inner.bytes, d)
+    let p = fast_into::<false>(inner.link, inner.bytes, d)?;
+    d.set_tunnel(inner.kind);
+    Some(p)
 }
 
 /// The L4 payload of a quoted packet, after its UDP header (for content checks on quoted UDP).
@@ -878,6 +910,7 @@ mod tests {
         assert_eq!(d.src_ip().to_string(), "198.18.1.1", "{what}");
         assert_eq!((d.sport(), d.dport(), d.seq), (40000, 21, 7), "{what}");
         assert_eq!(pl, b"USER alice\r\n", "{what}");
+        assert!(d.tunnel().is_some(), "{what}");
     }
 
     #[test]
@@ -971,7 +1004,7 @@ mod tests {
         // An IP tunnel whose inner packet does not decode is the outer packet.
         let ipip = outer_ip(false, 4, &[0x45, 0, 0, 99]);
         let (d, _) = decode(link::ETHERNET, &ipip).unwrap();
-        assert_eq!((d.l4, d.proto), (L4::OtherIp, 4));
+        assert_eq!((d.l4, d.proto, d.tunnel()), (L4::OtherIp, 4, None));
     }
 
     #[test]
@@ -1005,6 +1038,7 @@ mod tests {
             ),
         ] {
             let (d, _) = decode(link::ETHERNET, &f).unwrap();
+            assert_eq!(d.tunnel(), None, "{what}");
             assert_eq!(
                 (d.l4, d.src_ip().to_string()),
                 (L4::Udp, "198.18.9.1".into()),

@@ -81,7 +81,7 @@ impl Reassembly {
             p.data.resize(end, 0);
         }
         p.data[d.frag_off as usize..end].copy_from_slice(payload);
-        p.have.push((d.frag_off, end as u32));
+        p.have.push((d.frag_off as u32, end as u32));
         p.have.sort_unstable();
         let mut merged: Vec<(u32, u32)> = Vec::with_capacity(p.have.len());
         for &(a, b) in &p.have {

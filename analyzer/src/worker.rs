@@ -213,10 +213,21 @@ impl Worker {
     #[inline(always)]
     fn packet(&mut self, p: &BatchPkt, payload: &[u8]) {
         let d = &p.d;
+        if d.tunnel_code != 0 {
+            self.tunnel_packet(d);
+        }
         match d.l4 {
             L4::Fragment => self.fragment(p, payload),
             L4::Icmp if d.is_icmp_error() => self.icmp_error(d, payload),
             _ => self.flow_packet(p.ts_ns, p.number, d, payload),
+        }
+    }
+
+    /// Counts a packet that came in a tunnel (out of line: most captures have none).
+    #[inline(never)]
+    fn tunnel_packet(&mut self, d: &Decoded) {
+        if let Some(t) = d.tunnel() {
+            self.env.c.inc(slot::tunnel_packets(t));
         }
     }
 

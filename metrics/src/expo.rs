@@ -337,6 +337,15 @@ pub fn families(c: &Counters, info: &Info) -> Vec<MetricFamily> {
         f.counter(&[("reason", e.as_str())], c.get(slot::decode_error(e)));
     }
     f.done(&mut out);
+    let mut f = Fam::new(
+        "spanwatch_tunnel_packets_total",
+        "Packets analyzed that came in a tunnel (a remote SPAN port's ERSPAN, VXLAN or Geneve; GRE; IP in IP), by the outermost tunnel's kind",
+        COUNTER,
+    );
+    for &t in Tunnel::ALL {
+        f.counter(&[("kind", t.as_str())], c.get(slot::tunnel_packets(t)));
+    }
+    f.done(&mut out);
     let mut f = Fam::new("spanwatch_ip_fragments_total", "IP fragments seen", COUNTER);
     for (v6, v) in [(false, "4"), (true, "6")] {
         f.counter(&[("ip_version", v)], c.get(slot::ip_fragments(v6)));

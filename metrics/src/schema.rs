@@ -105,6 +105,16 @@ macro_rules! label_enum {
 }
 
 label_enum!(
+    /// `kind` of tunnel a packet came in (the outermost where tunnels nest).
+    Tunnel {
+        IpInIp = "ip_in_ip",
+        Gre = "gre",
+        Erspan = "erspan",
+        Vxlan = "vxlan",
+        Geneve = "geneve",
+    }
+);
+label_enum!(
     /// `outcome` of a cleartext FTP login: the reply to PASS.
     LoginOutcome { Accepted = "accepted", Rejected = "rejected", Unknown = "unknown" }
 );
@@ -259,7 +269,8 @@ pub mod slot {
     pub const FTP_LINES: usize = EVENTS_DROPPED + 1;
     pub const PROTOCOL_PACKETS: usize = FTP_LINES + 1;
     pub const FTP_BRUTEFORCE: usize = PROTOCOL_PACKETS + Proto::COUNT;
-    pub const TOTAL: usize = FTP_BRUTEFORCE + 1;
+    pub const TUNNEL_PACKETS: usize = FTP_BRUTEFORCE + 1;
+    pub const TOTAL: usize = TUNNEL_PACKETS + Tunnel::COUNT;
 
     pub fn packets(s: Source) -> usize {
         PACKETS + s as usize
@@ -331,5 +342,8 @@ pub mod slot {
     }
     pub fn ospf_packets(v3: bool, t: OspfType) -> usize {
         OSPF_PACKETS + v3 as usize * OspfType::COUNT + t as usize
+    }
+    pub fn tunnel_packets(t: Tunnel) -> usize {
+        TUNNEL_PACKETS + t as usize
     }
 }

@@ -125,6 +125,12 @@ if remote_span:
     for k in sorted(set(rm) | set(om)):
         if k.startswith(("spanwatch_packets_not_analyzed_total", "spanwatch_sessions_total")) and rm.get(k, 0) != om.get(k, 0):
             bad.append(f"{k}: remote SPAN (VXLAN) {rm.get(k, 0)} != offline {om.get(k, 0)}")
+    # Every packet analyzed came in the tunnel.
+    analyzed = om.get('spanwatch_packets_total{source="pcap"}', 0) - sum(
+        v for k, v in om.items() if k.startswith("spanwatch_packets_not_analyzed_total"))
+    vx = rm.get('spanwatch_tunnel_packets_total{kind="vxlan"}', 0)
+    if vx != analyzed or vx == 0:
+        bad.append(f"remote SPAN: {vx} packets counted as VXLAN, {analyzed} analyzed")
     # The same login events, but for what differs between two captures and two runs: the time
     # and number of the packet, the file's name, the user name's hash (keyed afresh each run).
     def logins(path):
