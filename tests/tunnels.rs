@@ -68,6 +68,19 @@ fn gre(flags: u8, proto: u16, seq: u32) -> Vec<u8> {
     g
 }
 
+/// GRE and an ERSPAN type III header (version 2, session 7, a timestamp): frame type `ft` (0
+/// Ethernet, 2 IP), and with `subheader` its O bit and 8 bytes of platform subheader.
+fn erspan3(n: u32, ft: u8, subheader: bool) -> Vec<u8> {
+    let mut h = gre(0x10, 0x22eb, n);
+    h.extend([0x20, 0, 0, 7]);
+    h.extend(n.to_be_bytes());
+    h.extend([0, 0, ft << 2, subheader as u8]);
+    if subheader {
+        h.extend([0x0a; 8]);
+    }
+    h
+}
+
 /// The tunnels, each as a function of (IPv6 outer?, sequence number, carried bytes).
 type Wrap = fn(bool, u32, &[u8]) -> Vec<u8>;
 
@@ -99,25 +112,13 @@ const TUNNELS: &[(&str, Tunnel, Carries, Wrap)] = &[
         "ERSPAN type III",
         Tunnel::Erspan,
         Carries::Ethernet,
-        |v6, n, f| {
-            // Version 2, session 7, a timestamp, frame type 0 (Ethernet), a platform subheader.
-            let mut h = vec![0x20, 0, 0, 7];
-            h.extend(n.to_be_bytes());
-            h.extend([0, 0, 0, 1]);
-            h.extend([0x0a; 8]);
-            outer_ip(v6, 47, &[gre(0x10, 0x22eb, n), h, f.to_vec()].concat())
-        },
+        |v6, n, f| outer_ip(v6, 47, &[erspan3(n, 0, true), f.to_vec()].concat()),
     ),
     (
         "ERSPAN type III, IP frames",
         Tunnel::Erspan,
         Carries::Ip,
-        |v6, n, f| {
-            let mut h = vec![0x20, 0, 0, 7];
-            h.extend(n.to_be_bytes());
-            h.extend([0, 0, 2 << 2, 0]);
-            outer_ip(v6, 47, &[gre(0x10, 0x22eb, n), h, f.to_vec()].concat())
-        },
+        |v6, n, f| outer_ip(v6, 47, &[erspan3(n, 2, false), f.to_vec()].concat()),
     ),
     ("VXLAN", Tunnel::Vxlan, Carries::Ethernet, |v6, _, f| {
         outer_udp(
