@@ -45,7 +45,8 @@ fn outer_ip(v6: bool, proto: u8, payload: &[u8]) -> Vec<u8> {
 /// `payload` in a UDP datagram to `dport` (the source port varies with the carried frame, as a
 /// VXLAN or Geneve endpoint's does, from a hash of it).
 fn outer_udp(v6: bool, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let sport = 49152 + (payload.iter().map(|&b| b as u16).sum::<u16>() & 0x3fff);
+    let sum = payload.iter().fold(0u16, |a, &b| a.wrapping_add(b as u16));
+    let sport = 49152 + (sum & 0x3fff);
     let mut u = Vec::with_capacity(8 + payload.len());
     u.extend(sport.to_be_bytes());
     u.extend(dport.to_be_bytes());
