@@ -1,9 +1,10 @@
 //! The lab (tests/lab/): real daemons (vsftpd plain and FTPS, python3 http.server, openssl
 //! s_server/s_client, curl) in network namespaces, the client's link mirrored to two SPAN ports;
-//! `spanwatch live` on one and tcpdump on the other, and into the kernel's VXLAN tunnel to a
-//! remote SPAN port, where tcpdump captures it too. tests/lab/run-test.sh asserts live metrics =
-//! the counts of construction = an offline read of tcpdump's file = an offline read of the
-//! tunnel's capture, and that the lab password is in no output. A real Prometheus server scrapes
+//! `spanwatch live` on one and tcpdump on the other, and into the kernel's VXLAN tunnels to two
+//! remote SPAN ports, tcpdump on one and `spanwatch live` on the other. tests/lab/run-test.sh
+//! asserts live metrics = the counts of construction = an offline read of tcpdump's file = an
+//! offline read of the tunnel's capture = the live counts on the tunnel's port, and that the lab
+//! password is in no output. A real Prometheus server scrapes
 //! the live sensor meanwhile: every alert and dashboard expression returns data and the
 //! cleartext-login alerts fire. Needs root and the daemons; skips with a notice otherwise.
 
@@ -43,7 +44,7 @@ fn lab_live_equals_offline_equals_construction() {
     // The remote SPAN port (the kernel's VXLAN), unless the kernel has no VXLAN.
     if !text.contains("NOTICE: no VXLAN") {
         assert!(
-            text.contains("lab: remote SPAN (VXLAN) = offline"),
+            text.contains("lab: remote SPAN (VXLAN) = offline, read and live"),
             "{text}"
         );
     }

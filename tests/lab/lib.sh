@@ -76,41 +76,48 @@ lab_up() {
   done
   ip netns exec "$TAP" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
   local remote=""
-  [ -n "$LAB_REMOTE_SPAN" ] && lab_remote_span_up && remote="pipe action mirred egress mirror dev vx0"
+  [ -n "$LAB_REMOTE_SPAN" ] && lab_remote_span_up &&
+    remote="pipe action mirred egress mirror dev vx0 pipe action mirred egress mirror dev vx1"
   # The SPAN: both directions of c0 to both mirror ports (and into the remote SPAN's tunnel).
   ip netns exec "$CL" tc qdisc add dev c0 clsact
   for dir in ingress egress; do
     ip netns exec "$CL" tc filter add dev c0 "$dir" protocol all u32 match u32 0 0 \
       action mirred egress mirror dev m0 pipe action mirred egress mirror dev m1 $remote
   done
-  lab_log "up: client $CL, server $SV, SPAN ports $LAB_SPAN0 and span1 (in $TAP)${remote:+, remote SPAN over VXLAN to span2}"
+  lab_log "up: client $CL, server $SV, SPAN ports $LAB_SPAN0 and span1 (in $TAP)${remote:+, remote SPAN over VXLAN to span2 and span3}"
 }
 
-# LAB_REMOTE_SPAN=1: a third copy of the link goes to a remote SPAN port, as a switch's remote
-# mirror sends it: the kernel's VXLAN tunnel (VNI 42, UDP 4789) from the client namespace over an
-# underlay veth (m2 198.19.0.1 to span2 in the tap namespace, 198.19.0.2), where tcpdump captures
-# the encapsulated frames. The underlay has jumbo frames, as a VXLAN or ERSPAN underlay should: a
-# mirrored 1 514-byte frame is 1 564 bytes in VXLAN. span2 has no address: what arrives is
-# captured, not answered; the tunnel end knows span2's MAC (no ARP), and neither end speaks IPv6
-# (no router or listener messages inside or outside the tunnel). False, with a notice, where the
-# kernel has no VXLAN.
+# LAB_REMOTE_SPAN=1: two more copies of the link go to remote SPAN ports, as a switch's remote
+# mirror sends them: the kernel's VXLAN tunnels (VNI 42 and 43, UDP 4789) from the client
+# namespace, each over an underlay veth (m2 198.19.0.1 to span2, m3 198.19.1.1 to span3, in the
+# tap namespace), where the tunnels' frames are received (two ports, as an AF_XDP socket takes
+# the frames it receives: tcpdump captures one, `spanwatch live` the other). The underlays' MTU is
+# 1 600, as a VXLAN or ERSPAN underlay's must be above 1 500: a mirrored 1 514-byte frame is 1 564
+# bytes in VXLAN (and an AF_XDP socket with 4 KiB frames takes up to 3 584). span2 and span3 have
+# no address: what arrives is received, not answered; the tunnel ends know their MACs (no ARP), and
+# no end speaks IPv6 (no router or listener messages inside or outside the tunnels). False, with a
+# notice, where the kernel has no VXLAN.
 LAB_REMOTE=""
 lab_remote_span_up() {
-  ip link add m2 netns "$CL" mtu 9000 type veth peer name span2 netns "$TAP" mtu 9000
-  ip netns exec "$CL" sysctl -qw net.ipv6.conf.m2.disable_ipv6=1
-  ip netns exec "$TAP" sysctl -qw net.ipv6.conf.span2.disable_ipv6=1
-  ip -n "$CL" addr add 198.19.0.1/24 dev m2
-  ip -n "$CL" link set m2 up
-  ip -n "$TAP" link set span2 up
-  lab_offloads_off "$CL" m2
-  lab_offloads_off "$TAP" span2
-  ip -n "$CL" neigh replace 198.19.0.2 lladdr "$(ip -n "$TAP" -br link show span2 | awk '{print $3}')" dev m2 nud permanent
-  if ! ip -n "$CL" link add vx0 type vxlan id 42 local 198.19.0.1 remote 198.19.0.2 dstport 4789 dev m2 2>"$LAB_WORK/vxlan.err"; then
-    echo "NOTICE: no VXLAN in this kernel ($(cat "$LAB_WORK/vxlan.err")): the remote SPAN leg is skipped"
-    return 1
-  fi
-  ip netns exec "$CL" sysctl -qw net.ipv6.conf.vx0.disable_ipv6=1
-  ip -n "$CL" link set vx0 up
+  local i m span vx
+  for i in 0 1; do
+    m=m$((2 + i)) span=span$((2 + i)) vx=vx$i
+    ip link add "$m" netns "$CL" mtu 1600 type veth peer name "$span" netns "$TAP" mtu 1600
+    ip netns exec "$CL" sysctl -qw "net.ipv6.conf.$m.disable_ipv6=1"
+    ip netns exec "$TAP" sysctl -qw "net.ipv6.conf.$span.disable_ipv6=1"
+    ip -n "$CL" addr add "198.19.$i.1/24" dev "$m"
+    ip -n "$CL" link set "$m" up
+    ip -n "$TAP" link set "$span" up
+    lab_offloads_off "$CL" "$m"
+    lab_offloads_off "$TAP" "$span"
+    ip -n "$CL" neigh replace "198.19.$i.2" lladdr "$(ip -n "$TAP" -br link show "$span" | awk '{print $3}')" dev "$m" nud permanent
+    if ! ip -n "$CL" link add "$vx" type vxlan id $((42 + i)) local "198.19.$i.1" remote "198.19.$i.2" dstport 4789 dev "$m" 2>"$LAB_WORK/vxlan.err"; then
+      echo "NOTICE: no VXLAN in this kernel ($(cat "$LAB_WORK/vxlan.err")): the remote SPAN leg is skipped"
+      return 1
+    fi
+    ip netns exec "$CL" sysctl -qw "net.ipv6.conf.$vx.disable_ipv6=1"
+    ip -n "$CL" link set "$vx" up
+  done
   LAB_REMOTE=1
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The lab test: real daemons, a mirrored SPAN port, `spanwatch live` (AF_XDP) on span0 and tcpdump
-# on span1, and a remote SPAN port: the same frames in the kernel's VXLAN tunnel, captured by
-# tcpdump on span2. Asserts: live metrics = the counts of construction = an offline `spanwatch
-# read` of tcpdump's file = an offline read of the tunnel's capture. Needs root.
+# on span1, and remote SPAN ports: the same frames in the kernel's VXLAN tunnels, captured by
+# tcpdump on span2 and by `spanwatch live` on span3. Asserts: live metrics = the counts of
+# construction = an offline `spanwatch read` of tcpdump's file = an offline read of the tunnel's
+# capture = the live counts on the tunnel's port. Needs root.
 #   usage: tests/lab/run-test.sh [SPANWATCH_BINARY]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,6 +26,15 @@ ip netns exec "$TAP" "$BIN" live --iface span0 --listen 127.0.0.1:9890 --workers
 SW=$!
 for _ in $(seq 100); do grep -q "capturing on" "$OUT/live.err" 2>/dev/null && break; sleep 0.1; done
 grep -q "capturing on" "$OUT/live.err" || { cat "$OUT/live.err" >&2; exit 1; }
+SW2=
+if [ -n "$LAB_REMOTE" ]; then
+  # A second sensor, live on the remote SPAN port: AF_XDP takes the tunnel's frames.
+  ip netns exec "$TAP" "$BIN" live --iface span3 --listen 127.0.0.1:9891 --workers 1 \
+    --metrics-out "$OUT/remote-live.prom" --events "$OUT/remote-live.ndjson" 2>"$OUT/remote-live.err" &
+  SW2=$!
+  for _ in $(seq 100); do grep -q "capturing on" "$OUT/remote-live.err" 2>/dev/null && break; sleep 0.1; done
+  grep -q "capturing on" "$OUT/remote-live.err" || { cat "$OUT/remote-live.err" >&2; exit 1; }
+fi
 # A real Prometheus server (Debian's package) in the tap namespace scrapes the sensor every second
 # and evaluates deploy/prometheus/spanwatch.rules.yml.
 PROM=
@@ -63,6 +73,7 @@ fi
 # Stop both captures together.
 ip netns pids "$TAP" | xargs -r kill -INT 2>/dev/null || true
 wait "$SW"
+[ -n "$SW2" ] && wait "$SW2"
 sleep 0.5
 "$BIN" read --workers 1 --metrics-out "$OUT/offline.prom" --events "$OUT/offline.ndjson" "$OUT/span1.pcap" >/dev/null
 if [ -n "$LAB_REMOTE" ]; then
@@ -131,6 +142,17 @@ if remote_span:
     vx = rm.get('spanwatch_tunnel_packets_total{kind="vxlan"}', 0)
     if vx != analyzed or vx == 0:
         bad.append(f"remote SPAN: {vx} packets counted as VXLAN, {analyzed} analyzed")
+    # And live on the remote SPAN port (AF_XDP): the same, with nothing dropped.
+    lm = load(f"{out}/remote-live.prom")
+    remote_live = counts(lm, "xdp")
+    for k in remote_live:
+        if remote_live[k] != offline[k]:
+            bad.append(f"{k}: remote SPAN live {remote_live[k]} != offline {offline[k]}")
+    lvx = lm.get('spanwatch_tunnel_packets_total{kind="vxlan"}', 0)
+    if lvx != analyzed:
+        bad.append(f"remote SPAN live: {lvx} VXLAN packets, {analyzed} analyzed offline")
+    rdrops = sum(v for k, v in lm.items() if k.startswith("spanwatch_capture_dropped_total"))
+    if rdrops: bad.append(f"remote SPAN live dropped {rdrops} packets")
     # The same login events, but for what differs between two captures and two runs: the time
     # and number of the packet, the file's name, the user name's hash (keyed afresh each run).
     def logins(path):
@@ -149,12 +171,12 @@ if remote_span:
         bad.append("remote SPAN (VXLAN) login events differ from offline's")
 drops = sum(v for k, v in load(f"{out}/live.prom").items() if k.startswith("spanwatch_capture_dropped_total"))
 if drops: bad.append(f"live dropped {drops} packets")
-for f in ("live.prom", "live.ndjson", "offline.prom", "offline.ndjson", "live.err") + (("remote.prom", "remote.ndjson") if remote_span else ()):
+for f in ("live.prom", "live.ndjson", "offline.prom", "offline.ndjson", "live.err") + (("remote.prom", "remote.ndjson", "remote-live.prom", "remote-live.ndjson", "remote-live.err") if remote_span else ()):
     if pw in open(f"{out}/{f}").read(): bad.append(f"password in {f}")
-print(json.dumps({"live": live, "offline": offline, **({"remote": remote} if remote_span else {})}, sort_keys=True))
+print(json.dumps({"live": live, "offline": offline, **({"remote": remote, "remote_live": remote_live} if remote_span else {})}, sort_keys=True))
 if bad:
     print("\n".join(bad)); sys.exit(1)
 print("lab: live = offline = construction")
 if remote_span:
-    print("lab: remote SPAN (VXLAN) = offline")
+    print("lab: remote SPAN (VXLAN) = offline, read and live")
 PY
