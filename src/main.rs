@@ -13,7 +13,7 @@ use metrics::events::EventWriter;
 use metrics::expo::Info;
 use metrics::{
     slot, Counters, DecodeError, DropReason, EvictReason, Hub, LoginOutcome, Proto, Source,
-    StreamIssue,
+    StreamIssue, Tunnel,
 };
 use serde::Deserialize;
 use std::io::{IsTerminal, Write};
@@ -696,6 +696,7 @@ fn summary_json(
         "flows_evicted": EvictReason::ALL.iter().map(|r| (r.as_str(), c.get(slot::flows_evicted(*r)))).collect::<std::collections::BTreeMap<_,_>>(),
         "not_analyzed": DecodeError::ALL.iter().map(|r| (r.as_str(), c.get(slot::decode_error(*r)))).collect::<std::collections::BTreeMap<_,_>>(),
         "truncated_records": c.get(slot::capture_dropped(DropReason::TruncatedRecord, None)),
+        "tunnel_packets": Tunnel::ALL.iter().map(|t| (t.as_str(), c.get(slot::tunnel_packets(*t)))).collect::<std::collections::BTreeMap<_,_>>(),
         "stream_issues": StreamIssue::ALL.iter().map(|i| (i.as_str(), c.get(slot::stream_issue(*i)))).collect::<std::collections::BTreeMap<_,_>>(),
     })
 }
@@ -826,6 +827,14 @@ fn text_summary(
             .map(|e| format!("{} {}", c.get(slot::decode_error(*e)), e.as_str()))
             .collect();
         let _ = writeln!(o, "  not analyzed: {}", parts.join(", "));
+    }
+    let tunnels: Vec<String> = Tunnel::ALL
+        .iter()
+        .filter(|t| c.get(slot::tunnel_packets(**t)) > 0)
+        .map(|t| format!("{} {}", c.get(slot::tunnel_packets(*t)), t.as_str()))
+        .collect();
+    if !tunnels.is_empty() {
+        let _ = writeln!(o, "  packets that came in tunnels: {}", tunnels.join(", "));
     }
     let tf = c.get(slot::stream_issue(StreamIssue::TunnelFragmented));
     if tf > 0 {

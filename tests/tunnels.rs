@@ -318,13 +318,19 @@ fn a_fragmented_tunnel_packet_is_counted_not_opened() {
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap()
     };
+    let text = run(&[]);
     assert!(
-        run(&[]).contains("tunnel packets that came in fragments (not opened): 1"),
-        "{}",
-        run(&[])
+        text.contains("tunnel packets that came in fragments (not opened): 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("packets that came in tunnels: 1 vxlan"),
+        "{text}"
     );
     let json: serde_json::Value = serde_json::from_str(&run(&["--format", "json"])).unwrap();
     assert_eq!(json["stream_issues"]["tunnel_fragmented"], 1);
+    assert_eq!(json["tunnel_packets"]["vxlan"], 1);
+    assert_eq!(json["tunnel_packets"]["erspan"], 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
