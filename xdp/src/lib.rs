@@ -3,8 +3,9 @@
 //! a BPF link by `aya`, so it goes away with the process) that stamps every frame with the kernel
 //! clock and redirects it to its queue's socket. Each queue's rx thread hands frames to a `Sink`
 //! the caller provides; this crate never sees a flow and never imports the analyzer. It is the only
-//! crate with `unsafe` code: mapping the UMEM and reading the frames the kernel hands over, and
-//! (`huge`) the global allocator's advice to back large allocations with huge pages.
+//! crate with `unsafe` code: mapping the UMEM and reading the frames the kernel hands over,
+//! (`huge`) the global allocator's advice to back large allocations with huge pages, and
+//! (`prefault`) faulting in pages ahead of their first write.
 
 use std::ffi::CString;
 use std::num::NonZeroU32;
@@ -18,6 +19,7 @@ use xdpilone::{BufIdx, IfInfo, Socket, SocketConfig, Umem, UmemConfig};
 
 pub mod blast;
 pub mod huge;
+pub mod prefault;
 
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/spanwatch.bpf.o"));
 const PROGRAM_NAME: &str = "spanwatch_xsk";
