@@ -207,6 +207,11 @@ fn main() -> ExitCode {
         Some(v) => v != "0",
         None => xdp::huge::worth_asking(),
     });
+    // The workers' flow slabs mapped ahead of new flows by a thread of their own, unless
+    // SPANWATCH_PREFAULT=0 (for comparing the two).
+    if std::env::var_os("SPANWATCH_PREFAULT").is_none_or(|v| v != "0") {
+        analyzer::prefault::install(xdp::prefault::populate_write);
+    }
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Read(a) => read(a),

@@ -72,6 +72,40 @@ fn syn_flood_memory_is_bounded_by_max_flows_and_a_login_is_still_seen() {
 }
 
 #[test]
+fn the_prefault_thread_changes_no_count() {
+    // 300 000 new flows on each of two workers: the prefault thread maps their slabs ahead of
+    // them, and each one's index grows into the buckets made and mapped ahead of the growth.
+    // The file is read twice over: on the second pass every packet must find its flow.
+    let (path, truth) = generate("udp-600k.pcap", Scenario::UdpFlood, 600_000, None);
+    let run = |prefault: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"))
+            .env("SPANWATCH_PREFAULT", prefault)
+            .args(["read", "--format", "json", "--workers", "2"])
+            .args([&path, &path])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for k in ["elapsed_seconds", "max_rss_bytes"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        v
+    };
+    let (with, without) = (run("1"), run("0"));
+    assert_eq!(with["packets"], 2 * truth.packets);
+    assert_eq!(
+        with["sessions"]["other_udp"]["total"], truth.flows,
+        "{with}"
+    );
+    assert_eq!(with, without);
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
 fn an_elephant_flow_does_not_grow_memory() {
     let mut rss = Vec::new();
     for n in [10_000u64, 100_000] {

@@ -300,6 +300,26 @@ impl FlowTable {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// The slab's address, the bytes of its slots written so far (freed ones included) and the
+    /// bytes it reserved: where `prefault` maps pages ahead of new flows.
+    #[inline(always)]
+    pub fn slab_span(&self) -> (usize, usize, usize) {
+        let size = std::mem::size_of::<Flow>();
+        (
+            self.slab.as_ptr() as usize,
+            self.slab.len() * size,
+            self.slab.capacity() * size,
+        )
+    }
+
+    /// Where the index has made the buckets it will grow into (once, half full): their address
+    /// and size, for `prefault` to map ahead of the growth.
+    #[inline(always)]
+    pub fn index_spare(&mut self) -> Option<(usize, usize)> {
+        self.index.spare()
+    }
+
     pub fn get(&mut self, i: u32) -> &mut Flow {
         &mut self.slab[i as usize]
     }

@@ -3,8 +3,8 @@
 //! `worker` (`flow` table, `frag` and `stream` reassembly, `protocols/*`) → counters and events.
 //! `pipeline` wires the threads for an offline read (`parallel`: the reader that scales with the
 //! workers, for libpcap files); `timeline` keeps counters over capture time
-//! for the report. This crate knows no command line and never
-//! imports the `xdp` crate.
+//! for the report; `prefault` maps the workers' flow slabs ahead of them. This crate knows no
+//! command line and never imports the `xdp` crate.
 
 pub mod batch;
 pub mod decode;
@@ -14,6 +14,7 @@ pub mod frag;
 pub mod hash;
 mod parallel;
 pub mod pipeline;
+pub mod prefault;
 pub mod protocols;
 pub mod source;
 pub mod spin;

@@ -22,6 +22,7 @@ use crate::batch::{Batch, Pkt};
 use crate::decode::{decode, decode_into, Decoded};
 use crate::hash::pick;
 use crate::pipeline::{FileReport, Options, Report};
+use crate::prefault::Prefaulter;
 use crate::source::pcap::{
     legacy_caplen, legacy_record, legacy_u32, ng_epb_len, ng_if_id, ng_packet, ng_step, ng_u32, Be,
     Iface, Le, Legacy, NgState, NgStep, Order, PcapFile, LEGACY_HEADER, MAX_RECORD, NG_EPB, NG_SPB,
@@ -684,6 +685,7 @@ pub(crate) fn run(
     });
     let per_worker_flows = (opts.max_flows / n).max(1);
     let cfg = Arc::new(opts.cfg.clone());
+    let prefault = Prefaulter::start();
     let handles: Vec<_> = ins
         .into_iter()
         .enumerate()
@@ -695,7 +697,8 @@ pub(crate) fn run(
                 cfg.clone(),
                 Source::Pcap,
             )
-            .with_timeline(opts.timeline.clone());
+            .with_timeline(opts.timeline.clone())
+            .with_prefault(&prefault);
             let side = Side::new(opts);
             let ctx = ctx.clone();
             std::thread::Builder::new()
@@ -757,6 +760,7 @@ pub(crate) fn run(
     for h in handles {
         let _ = h.join();
     }
+    prefault.finish();
     for (fr, f) in report.files.iter_mut().zip(&ctx.files) {
         if fr.frames > 0 {
             fr.first_ts = Some(f.first_ts.load(Ordering::SeqCst));

@@ -8,6 +8,7 @@
 use crate::batch::Batch;
 use crate::decode::{decode_into, Decoded};
 use crate::hash::pick;
+use crate::prefault::Prefaulter;
 use crate::protocols::Config;
 use crate::source::pcap::{PcapFile, ReadError};
 use crate::source::Frame;
@@ -47,6 +48,7 @@ pub struct Workers {
     queues: Vec<Sender<Batch>>,
     pool: Receiver<Batch>,
     handles: Vec<JoinHandle<()>>,
+    prefault: Prefaulter,
 }
 
 impl Workers {
@@ -64,6 +66,7 @@ impl Workers {
         }
         let mut queues = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
+        let prefault = Prefaulter::start();
         for w in 0..n {
             let (tx, rx) = bounded::<Batch>(QUEUE);
             queues.push(tx);
@@ -75,7 +78,8 @@ impl Workers {
                 cfg.clone(),
                 source,
             )
-            .with_timeline(opts.timeline.clone());
+            .with_timeline(opts.timeline.clone())
+            .with_prefault(&prefault);
             let slow = slow_worker_fault();
             handles.push(
                 std::thread::Builder::new()
@@ -88,6 +92,7 @@ impl Workers {
             queues,
             pool: pool_rx,
             handles,
+            prefault,
         }
     }
 
@@ -123,6 +128,7 @@ impl Workers {
         for h in self.handles {
             let _ = h.join();
         }
+        self.prefault.finish();
     }
 }
 

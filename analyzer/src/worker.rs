@@ -8,6 +8,7 @@ use crate::flow::{
     Class, Exit, Flow, FlowKey, FlowTable, SentData, SessionKey, Sessions, MEMO_SLOTS,
 };
 use crate::frag::{FragResult, Reassembly};
+use crate::prefault::{Ahead, Prefaulter};
 use crate::protocols::{self, ftp, icmp, Config, Env, Next, Pkt, Shared, Verdict, PROTOCOLS};
 use crate::timeline::{Collector, Timeline};
 use metrics::events::EventSink;
@@ -36,6 +37,8 @@ pub struct Worker {
     timeline: Option<(Timeline, Collector)>,
     /// `SPANWATCH_DEBUG_FLOWS=1`: print each finished flow's 5-tuple and class to stderr (never payload).
     debug_flows: bool,
+    /// Asks the prefault thread to map the flow slab's pages ahead of new flows.
+    ahead: Ahead,
 }
 
 /// The class of a flow no analyzer claimed, by transport (a table: every new flow of a flood
@@ -85,7 +88,14 @@ impl Worker {
             now: i64::MIN,
             timeline: None,
             debug_flows: std::env::var_os("SPANWATCH_DEBUG_FLOWS").is_some(),
+            ahead: Ahead::none(),
         }
+    }
+
+    /// Has the flow slab's pages mapped ahead of new flows by `pf`'s thread.
+    pub fn with_prefault(mut self, pf: &Prefaulter) -> Self {
+        self.ahead = pf.ahead();
+        self
     }
 
     /// Keeps a timeline of the collector's counters, delivered by `finish_all`.
@@ -143,6 +153,12 @@ impl Worker {
         }
         // The reader's clock moves a quiet worker's flows along too.
         self.advance(now_ns);
+        let (base, used, reserved) = self.table.slab_span();
+        self.ahead
+            .keep(base, used, reserved, std::mem::size_of::<Flow>());
+        if let Some((addr, len)) = self.table.index_spare() {
+            self.ahead.map(addr, len);
+        }
     }
 
     /// The next GROUP packets (fewer at the end), their index buckets asked for.

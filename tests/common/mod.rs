@@ -46,6 +46,8 @@ pub fn analyze_reader(
     sequential: bool,
 ) -> (Counters, pipeline::Report) {
     let opened = pipeline::open_all(files).expect("capture opens");
+    // As the binary does: the workers' flow slabs mapped ahead by the prefault thread.
+    analyzer::prefault::install(xdp::prefault::populate_write);
     let hub = Hub::new();
     let opts = Options {
         workers,
