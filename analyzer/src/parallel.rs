@@ -685,7 +685,7 @@ pub(crate) fn run(
     });
     let per_worker_flows = (opts.max_flows / n).max(1);
     let cfg = Arc::new(opts.cfg.clone());
-    let prefault = Prefaulter::start();
+    let prefault = Prefaulter::start(n);
     let handles: Vec<_> = ins
         .into_iter()
         .enumerate()

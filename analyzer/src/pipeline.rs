@@ -66,7 +66,7 @@ impl Workers {
         }
         let mut queues = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
-        let prefault = Prefaulter::start();
+        let prefault = Prefaulter::start(n);
         for w in 0..n {
             let (tx, rx) = bounded::<Batch>(QUEUE);
             queues.push(tx);

@@ -1,13 +1,14 @@
 //! Page faults taken off the packet path. A worker writes each new flow's record to the next
 //! slot of its flow slab, whose pages the kernel maps on their first write: one fault for every
 //! 24 new flows, 1.4 µs each on this project's VMs, which under a flood of new flows was half of
-//! a worker's time. A thread of its own (`Prefaulter`) maps those pages ahead of each worker
-//! instead: after each batch the worker's `Ahead` asks it, through a bounded queue, for the slab's
-//! next `STEP` slots whenever fewer than that many lie mapped ahead of the highest one in use
-//! (never past what the slab reserved), and for the buckets its flow index will grow into once
-//! they are made (`FlowIndex::spare`, half way to the growth). The mapping itself is the binary's (`install`: the
-//! analyzer holds no `unsafe` code); without one, or where the kernel refuses it, the worker takes
-//! its faults itself, as before. Nothing waits: a full queue drops the request.
+//! a worker's time. Threads of their own (`Prefaulter`, one for every four workers) map those
+//! pages ahead of the workers instead. After each batch a worker's `Ahead` asks them, through a
+//! bounded queue, for the slab's next `STEP` slots whenever fewer than that lie mapped ahead of
+//! the highest one in use (never past what the slab reserved), and for the buckets its flow
+//! index will grow into once they are made (`FlowIndex::spare`, at 3/4 of the index's room). The
+//! mapping itself is the binary's (`install`: the analyzer holds no `unsafe` code); without one,
+//! or where the kernel refuses it, a worker takes its faults itself, as before. Nothing waits:
+//! a full queue drops the request.
 
 use crossbeam_channel::{bounded, Sender};
 use std::sync::OnceLock;
@@ -33,39 +34,48 @@ pub const STEP: usize = 8192;
 /// Requests the queue holds: every worker's next one, several times over.
 const QUEUE: usize = 256;
 
-/// The prefault thread, and the queue its workers' requests come by.
+/// Workers one prefault thread serves. A thread maps about 750 K pages a second on this
+/// project's VMs, 18 M flows' slots: enough for a few workers' floods, not for sixteen.
+pub const WORKERS_PER_THREAD: usize = 4;
+
+/// The prefault threads, and the queue their workers' requests come by.
 pub struct Prefaulter {
     tx: Option<Sender<(usize, usize)>>,
-    handle: Option<JoinHandle<()>>,
+    handles: Vec<JoinHandle<()>>,
 }
 
 impl Prefaulter {
-    /// Starts the thread with the installed mapping; with none installed, starts nothing (each
-    /// `Ahead` then asks for nothing).
-    pub fn start() -> Prefaulter {
+    /// Starts a thread for every `WORKERS_PER_THREAD` of `workers`, with the installed mapping;
+    /// with none installed, starts nothing (each `Ahead` then asks for nothing).
+    pub fn start(workers: usize) -> Prefaulter {
         match POPULATE.get() {
-            Some(&p) => Prefaulter::with(p),
+            Some(&p) => Prefaulter::with(p, workers.div_ceil(WORKERS_PER_THREAD)),
             None => Prefaulter {
                 tx: None,
-                handle: None,
+                handles: Vec::new(),
             },
         }
     }
 
-    /// Starts the thread with `populate`.
-    pub fn with(populate: Populate) -> Prefaulter {
+    /// Starts `threads` threads (at least one) with `populate`, taking requests from one queue.
+    pub fn with(populate: Populate, threads: usize) -> Prefaulter {
         let (tx, rx) = bounded::<(usize, usize)>(QUEUE);
-        let handle = std::thread::Builder::new()
-            .name("prefault".into())
-            .spawn(move || {
-                for (addr, len) in rx {
-                    populate(addr, len);
-                }
+        let handles: Vec<_> = (0..threads.max(1))
+            .filter_map(|i| {
+                let rx = rx.clone();
+                std::thread::Builder::new()
+                    .name(format!("prefault-{i}"))
+                    .spawn(move || {
+                        for (addr, len) in rx {
+                            populate(addr, len);
+                        }
+                    })
+                    .ok()
             })
-            .ok();
+            .collect();
         Prefaulter {
-            tx: handle.is_some().then_some(tx),
-            handle,
+            tx: (!handles.is_empty()).then_some(tx),
+            handles,
         }
     }
 
@@ -77,10 +87,10 @@ impl Prefaulter {
         }
     }
 
-    /// Waits for the thread to finish what it was asked, once every `Ahead` is dropped.
+    /// Waits for the threads to finish what they were asked, once every `Ahead` is dropped.
     pub fn finish(mut self) {
         drop(self.tx.take());
-        if let Some(h) = self.handle.take() {
+        for h in self.handles.drain(..) {
             let _ = h.join();
         }
     }
@@ -143,7 +153,7 @@ mod tests {
 
     #[test]
     fn asks_for_two_steps_ahead_of_the_slots_in_use_and_never_past_the_reservation() {
-        let pf = Prefaulter::with(record);
+        let pf = Prefaulter::with(record, 1);
         let mut a = pf.ahead();
         let (base, slot) = (1 << 20, 100);
         let reserved = 5 * STEP * slot;
