@@ -2,7 +2,8 @@
 # The throughput harness: generates the scenarios with bench `gen` (seeded, deterministic), then on
 # each file, in the same run, times `spanwatch read` (1 worker and 2; 1 worker with the
 # sequential reader, SPANWATCH_SEQUENTIAL_READ=1; 1 worker with huge pages asked for and not,
-# SPANWATCH_HUGE_PAGES=1 and 0, whatever this machine's default), ndpiReader (Debian
+# SPANWATCH_HUGE_PAGES=1 and 0, whatever this machine's default; 1 worker without the prefault
+# threads, SPANWATCH_PREFAULT=0), ndpiReader (Debian
 # libndpi-bin), `tshark -q -z io,phs` and `tcpdump -r FILE -w /dev/null` (the cost of merely reading
 # it): RUNS rounds of every tool in turn, each tool's median wall-clock time, packets/s, and ratios
 # against spanwatch with one worker (with the median and range of the rounds' own ratios). Writes a Markdown
@@ -26,7 +27,7 @@ echo "Runs: $RUNS rounds, each running every tool once in turn (so a noisy spell
 echo
 echo "| file | packets | tool | seconds | packets/s | spanwatch-1w ÷ tool (time) |"
 echo "|---|---|---|---|---|---|"
-TOOLS="spanwatch-1w spanwatch-2w spanwatch-1w-seq spanwatch-1w-huge spanwatch-1w-4k ndpiReader tshark-phs tcpdump-read"
+TOOLS="spanwatch-1w spanwatch-2w spanwatch-1w-seq spanwatch-1w-huge spanwatch-1w-4k spanwatch-1w-nopf ndpiReader tshark-phs tcpdump-read"
 case ${FORMAT:-pcap} in
   pcap) EXT=pcap; NG=() ;;
   pcapng) EXT=pcapng; NG=(--pcapng plain) ;;
@@ -46,6 +47,7 @@ for sc in ${SCENARIOS:-mix udp-flood syn-flood elephant}; do
         spanwatch-2w) cmd=("$BIN/spanwatch" read --workers 2 "$f") ;;
         spanwatch-1w-huge) cmd=(env SPANWATCH_HUGE_PAGES=1 "$BIN/spanwatch" read --workers 1 "$f") ;;
         spanwatch-1w-4k) cmd=(env SPANWATCH_HUGE_PAGES=0 "$BIN/spanwatch" read --workers 1 "$f") ;;
+        spanwatch-1w-nopf) cmd=(env SPANWATCH_PREFAULT=0 "$BIN/spanwatch" read --workers 1 "$f") ;;
         ndpiReader) cmd=(ndpiReader -q -i "$f") ;;
         tshark-phs) cmd=(tshark -q -z io,phs -r "$f") ;;
         tcpdump-read) cmd=(tcpdump -r "$f" -w /dev/null) ;;
