@@ -78,16 +78,10 @@ fn the_prefault_thread_changes_no_count() {
     // The file is read twice over: on the second pass every packet must find its flow.
     let (path, truth) = generate("udp-600k.pcap", Scenario::UdpFlood, 600_000, None);
     let run = |prefault: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"))
-            .env("SPANWATCH_PREFAULT", prefault)
-            .args(["read", "--format", "json", "--workers", "2"])
-            .args([&path, &path])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let args = ["read", "--format", "json", "--workers", "2"].map(std::ffi::OsStr::new);
+        let out = common::spanwatch_ok_env(
+            &[("SPANWATCH_PREFAULT", prefault)],
+            args.into_iter().chain([path.as_os_str(), path.as_os_str()]),
         );
         let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         for k in ["elapsed_seconds", "max_rss_bytes"] {

@@ -107,7 +107,17 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
+    spanwatch_ok_env(&[], args)
+}
+
+/// `spanwatch_ok` with these environment variables set.
+pub fn spanwatch_ok_env<I, S>(vars: &[(&str, &str)], args: I) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_spanwatch"))
+        .envs(vars.iter().copied())
         .args(args)
         .output()
         .unwrap();
