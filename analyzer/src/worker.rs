@@ -378,7 +378,10 @@ impl Worker {
                             };
                             match next {
                                 Next::Continue => {}
-                                Next::Done => f.session_done = true,
+                                Next::Done => {
+                                    f.session_done = true;
+                                    end_done_session(env, sessions, f, k);
+                                }
                                 Next::Reject => {
                                     // A tentative analyzer gave the flow back: classify again,
                                     // with this packet, without it.
@@ -532,6 +535,22 @@ fn end_session(env: &mut Env, sessions: &mut Sessions, f: &mut Flow, k: SessionK
             // A tentative analyzer never confirmed its protocol.
             f.class = Class::Unknown;
         }
+    }
+}
+
+/// A session that is done (it takes no more packets) ends now rather than with its flow: its
+/// memory goes back for the next flows' sessions (a TLS session is done after the handshake,
+/// most of a TLS flow's life before its end). Not a tentative analyzer's that has not yet
+/// counted its session: its end makes the flow other, which must wait for the flow's end.
+#[inline(never)]
+fn end_done_session(env: &mut Env, sessions: &mut Sessions, f: &mut Flow, k: SessionKey) {
+    let tentative = PROTOCOLS
+        .get(f.proto_idx as usize)
+        .is_some_and(|p| p.counts_itself)
+        && sessions.get(k).is_some_and(|s| !s.counted());
+    if !tentative {
+        end_session(env, sessions, f, k);
+        f.session = None;
     }
 }
 
@@ -694,6 +713,9 @@ fn start_session(
         env.session(Proto::Ftps, pk.d.v6);
     }
     f.session = s.and_then(|s| sessions.insert(s));
+    if let Some(k) = f.session.filter(|_| f.session_done) {
+        end_done_session(env, sessions, f, k);
+    }
     true
 }
 
@@ -866,6 +888,52 @@ mod tests {
         // Within the timeout it is one session.
         let w = run(&[(0, 1), (59 * S, 1), (118 * S, 1)]);
         assert_eq!((count(&w, other), count(&w, timeout)), (1, 0));
+    }
+
+    /// A TCP segment with `payload` at `seq`, from 198.18.0.1:40000 to 198.18.1.1:443 (the
+    /// client) or back.
+    fn tcp(b: &mut Batch, ts: i64, from_client: bool, seq: u32, payload: &[u8]) {
+        let mut d = Decoded {
+            l4: L4::Tcp,
+            proto: 6,
+            tcp_flags: tcp_flags::ACK,
+            seq,
+            ..Decoded::default()
+        };
+        let (mut c, mut s) = ([0; 16], [0; 16]);
+        c[..4].copy_from_slice(&[198, 18, 0, 1]);
+        s[..4].copy_from_slice(&[198, 18, 1, 1]);
+        if from_client {
+            d.set_endpoints(&c, &s, 40000, 443);
+        } else {
+            d.set_endpoints(&s, &c, 443, 40000);
+        }
+        let n = b.pkts.len() as u64 + 1;
+        b.push(ts, ts, 60 + payload.len() as u32, n, d, payload);
+    }
+
+    /// A session that is done gives its memory back at once, while its flow goes on; the counts
+    /// are those of a session ended with its flow.
+    #[test]
+    fn a_done_session_ends_before_its_flow() {
+        let mut w = worker();
+        let mut b = Batch::new();
+        // A ClientHello record (an empty hello), then application data each way: the
+        // handshake is over in both directions, and the TLS session is done.
+        tcp(&mut b, 0, true, 1000, &[22, 3, 1, 0, 4, 1, 0, 0, 0]);
+        tcp(&mut b, MS, false, 5000, &[23, 3, 3, 0, 2, 0xaa, 0xbb]);
+        b.now_ns = MS;
+        w.process(&b);
+        assert_eq!((w.table.len(), w.sessions.len()), (1, 1));
+        let mut b = Batch::new();
+        tcp(&mut b, 2 * MS, true, 1009, &[23, 3, 3, 0, 2, 0xcc, 0xdd]);
+        tcp(&mut b, 3 * MS, false, 5007, &[23, 3, 3, 0, 1, 0xee]);
+        b.now_ns = 3 * MS;
+        w.process(&b);
+        assert_eq!((w.table.len(), w.sessions.len()), (1, 0));
+        w.finish_all();
+        assert_eq!(count(&w, slot::sessions(Proto::Tls, false)), 1);
+        assert_eq!(count(&w, slot::protocol_packets(Proto::Tls)), 4);
     }
 
     /// A flow's session lives in the worker's session slab exactly as long as the flow lives in

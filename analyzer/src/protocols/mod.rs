@@ -121,7 +121,8 @@ pub enum Next {
 pub trait Session: Send {
     /// Called for every later packet of the flow that carries payload.
     fn on_packet(&mut self, p: &Pkt<'_>, env: &mut Env) -> Next;
-    /// Called once when the flow ends (FIN/RST, timeout, eviction, end of input).
+    /// Called once: when the flow ends (FIN/RST, timeout, eviction, end of input), or as soon as
+    /// the session is done (`Next::Done`: it takes no more packets), whichever comes first.
     fn on_end(&mut self, _ts: i64, _env: &mut Env) {}
     /// For a protocol that counts its own sessions: whether it did (if not, the flow ends as other).
     fn counted(&self) -> bool {
