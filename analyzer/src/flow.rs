@@ -313,7 +313,7 @@ impl FlowTable {
         )
     }
 
-    /// Where the index has made the buckets it will grow into (once, half full): their address
+    /// Where the index has made the buckets it will grow into (once, 3/4 full): their address
     /// and size, for `prefault` to map ahead of the growth.
     #[inline(always)]
     pub fn index_spare(&mut self) -> Option<(usize, usize)> {

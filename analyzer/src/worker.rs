@@ -37,7 +37,7 @@ pub struct Worker {
     timeline: Option<(Timeline, Collector)>,
     /// `SPANWATCH_DEBUG_FLOWS=1`: print each finished flow's 5-tuple and class to stderr (never payload).
     debug_flows: bool,
-    /// Asks the prefault thread to map the flow slab's pages ahead of new flows.
+    /// Asks the prefault threads to map the flow slab's pages ahead of new flows.
     ahead: Ahead,
 }
 
@@ -92,7 +92,7 @@ impl Worker {
         }
     }
 
-    /// Has the flow slab's pages mapped ahead of new flows by `pf`'s thread.
+    /// Has the flow slab's pages, and the index's spare buckets, mapped ahead by `pf`'s threads.
     pub fn with_prefault(mut self, pf: &Prefaulter) -> Self {
         self.ahead = pf.ahead();
         self
