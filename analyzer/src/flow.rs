@@ -313,6 +313,11 @@ impl FlowTable {
         )
     }
 
+    /// The index's buckets: their address and size.
+    pub fn index_span(&self) -> (usize, usize) {
+        self.index.span()
+    }
+
     /// Where the index has made the buckets it will grow into (once, 3/4 full): their address
     /// and size, for `prefault` to map ahead of the growth.
     #[inline(always)]

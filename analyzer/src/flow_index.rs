@@ -167,6 +167,14 @@ impl FlowIndex {
         Some(span)
     }
 
+    /// Its buckets' address and size.
+    pub fn span(&self) -> (usize, usize) {
+        (
+            self.buckets.as_ptr() as usize,
+            std::mem::size_of_val(&*self.buckets),
+        )
+    }
+
     /// Writes every bucket (empty, as it is), so its pages are in memory before the first
     /// lookup.
     pub fn fault_in(&mut self) {

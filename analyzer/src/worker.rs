@@ -95,6 +95,11 @@ impl Worker {
     /// Has the flow slab's pages, and the index's spare buckets, mapped ahead by `pf`'s threads.
     pub fn with_prefault(mut self, pf: &Prefaulter) -> Self {
         self.ahead = pf.ahead();
+        // A table for files starts with its index's pages not yet mapped (live: written).
+        if self.env.source == Source::Pcap {
+            let (addr, len) = self.table.index_span();
+            self.ahead.map(addr, len);
+        }
         self
     }
 
@@ -888,6 +893,41 @@ mod tests {
         // Within the timeout it is one session.
         let w = run(&[(0, 1), (59 * S, 1), (118 * S, 1)]);
         assert_eq!((count(&w, other), count(&w, timeout)), (1, 0));
+    }
+
+    static MAPPED: std::sync::Mutex<Vec<(usize, usize)>> = std::sync::Mutex::new(Vec::new());
+
+    fn record(addr: usize, len: usize) -> bool {
+        MAPPED.lock().unwrap().push((addr, len));
+        true
+    }
+
+    /// A worker for files has the prefault threads map its index at once, and after its first
+    /// batch the two steps of its slab past the flow it wrote.
+    #[test]
+    fn a_worker_has_its_index_and_slab_mapped_ahead() {
+        let pf = Prefaulter::with(record, 1);
+        let mut w = Worker::new(
+            100_000,
+            Hub::new().register(),
+            EventSink::disabled(),
+            Arc::new(Config::default()),
+            Source::Pcap,
+        )
+        .with_prefault(&pf);
+        let index = w.table.index_span();
+        let mut b = Batch::new();
+        udp(&mut b, 0, 1, 5000);
+        w.process(&b);
+        let (base, used, reserved) = w.table.slab_span();
+        assert_eq!(used, std::mem::size_of::<Flow>());
+        drop(w);
+        pf.finish();
+        let step = crate::prefault::STEP * std::mem::size_of::<Flow>();
+        assert_eq!(
+            *MAPPED.lock().unwrap(),
+            [index, (base + used, (used + 2 * step).min(reserved) - used)]
+        );
     }
 
     /// A TCP segment with `payload` at `seq`, from 198.18.0.1:40000 to 198.18.1.1:443 (the
