@@ -533,10 +533,7 @@ fn end_flow_record(
 fn end_session(env: &mut Env, sessions: &mut Sessions, f: &mut Flow, k: SessionKey) {
     if let Some(mut s) = sessions.remove(k) {
         s.on_end(f.last_ts, env);
-        let self_counting = PROTOCOLS
-            .get(f.proto_idx as usize)
-            .is_some_and(|p| p.counts_itself);
-        if self_counting && !s.counted() {
+        if counts_itself(f) && !s.counted() {
             // A tentative analyzer never confirmed its protocol.
             f.class = Class::Unknown;
         }
@@ -549,14 +546,31 @@ fn end_session(env: &mut Env, sessions: &mut Sessions, f: &mut Flow, k: SessionK
 /// counted its session: its end makes the flow other, which must wait for the flow's end.
 #[inline(never)]
 fn end_done_session(env: &mut Env, sessions: &mut Sessions, f: &mut Flow, k: SessionKey) {
-    let tentative = PROTOCOLS
-        .get(f.proto_idx as usize)
-        .is_some_and(|p| p.counts_itself)
-        && sessions.get(k).is_some_and(|s| !s.counted());
-    if !tentative {
+    if !tentative(f, sessions) {
         end_session(env, sessions, f, k);
         f.session = None;
     }
+}
+
+/// Whether the analyzer that classified `f` counts its own sessions (FTP, BFD, OSPF).
+#[inline(always)]
+fn counts_itself(f: &Flow) -> bool {
+    PROTOCOLS
+        .get(f.proto_idx as usize)
+        .is_some_and(|p| p.counts_itself)
+}
+
+/// Whether `f`'s session is a tentative analyzer's that has not yet counted itself: its packets
+/// wait, and its end makes the flow other. Only a session can be tentative, and only one whose
+/// analyzer counts its own sessions: the registry is not consulted for a flow without a session,
+/// nor the session for an analyzer that does not count itself.
+#[inline(always)]
+fn tentative(f: &Flow, sessions: &Sessions) -> bool {
+    f.session.is_some()
+        && counts_itself(f)
+        && f.session
+            .and_then(|k| sessions.get(k))
+            .is_some_and(|s| !s.counted())
 }
 
 /// `SPANWATCH_DEBUG_FLOWS`: a finished flow's 5-tuple and class on stderr (never payload).
@@ -730,17 +744,7 @@ fn start_session(
 #[inline(always)]
 fn account_packets(f: &mut Flow, c: &mut Counters, sessions: &Sessions) {
     if let Class::Known(p) = f.class {
-        // Only a session can be tentative, and only one whose analyzer counts its own sessions:
-        // the registry is not consulted for a flow without a session, nor the session for an
-        // analyzer that does not count itself.
-        let tentative = f.session.is_some()
-            && PROTOCOLS
-                .get(f.proto_idx as usize)
-                .is_some_and(|pr| pr.counts_itself)
-            && f.session
-                .and_then(|k| sessions.get(k))
-                .is_some_and(|s| !s.counted());
-        if !tentative {
+        if !tentative(f, sessions) {
             let n = std::mem::take(&mut f.pending_pkts) as u64 + 1;
             c.add(slot::protocol_packets(p), n);
             return;
