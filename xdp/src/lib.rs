@@ -513,6 +513,34 @@ fn queue_stats(
     }
 }
 
+/// Puts `chunks` back on the fill ring through `put` (which places as many of the chunks it is
+/// given as the ring has room for, in order, and says how many), and keeps what did not fit for
+/// the next call, so that no frame ever drops out of circulation. `put` is asked again while it
+/// places any: xdpilone reckons the room from its cached view of the kernel's consumer and
+/// refreshes that view only once the cached room is used up, so a first try can place fewer
+/// chunks than fit. Dropping the rest, as this thread once did, lost 8 128 of 8 192 frames in
+/// 1.4 s at 1.46 M frames/s, and then nearly every frame to an empty fill ring.
+fn give_back(chunks: &mut Vec<u64>, mut put: impl FnMut(&[u64]) -> usize) {
+    let mut placed = 0;
+    while placed < chunks.len() {
+        match put(&chunks[placed..]) {
+            0 => break,
+            n => placed += n,
+        }
+    }
+    chunks.drain(..placed);
+}
+
+/// `give_back` to the fill ring of `device`.
+fn refill(device: &mut xdpilone::DeviceQueue, returns: &mut Vec<u64>) {
+    give_back(returns, |chunks| {
+        let mut f = device.fill(chunks.len() as u32);
+        let placed = f.insert(chunks.iter().copied());
+        f.commit();
+        placed as usize
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn rx_thread(
     o: Options,
@@ -532,7 +560,10 @@ fn rx_thread(
             libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
         }
     }
-    let frames = o.ring_size * 2;
+    // As many frames as the fill ring holds: no more can circulate. A frame goes from the fill
+    // ring to the RX ring, is copied out by this thread, and goes straight back to the fill ring,
+    // so the fill ring, the RX ring and the batch in hand share the ring's worth between them.
+    let frames = o.ring_size;
     let area = match Area::new(frames as usize * o.frame_size as usize) {
         Ok(a) => a,
         Err(e) => {
@@ -602,24 +633,21 @@ fn rx_thread(
         sink.finish();
         return;
     }
-    // Every frame goes to the fill ring to start with.
-    {
-        let mut f = device.fill(frames);
-        f.insert((0..frames).filter_map(|i| umem.frame(BufIdx(i)).map(|c| c.offset)));
-        f.commit();
-    }
+    // The chunks on their way back to the fill ring: every frame, to start with.
+    let mut returns: Vec<u64> = Vec::with_capacity(frames as usize);
+    returns.extend((0..frames).filter_map(|i| umem.frame(BufIdx(i)).map(|c| c.offset)));
+    refill(&mut device, &mut returns);
     let base = area.ptr.as_ptr();
     let len = area.len;
     let fsz = o.frame_size as u64;
     // bpf_ktime_get_ns is CLOCK_MONOTONIC: convert with an offset sampled once at start.
     let offset = clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC);
-    let mut refill: Vec<u64> = Vec::with_capacity(o.batch as usize);
     let mut empty = 0u32;
     let coalesce = coalesce_wait(o.ring_size);
     let mut last_stats = Instant::now();
     let mut stopping_since: Option<Instant> = None;
     loop {
-        refill.clear();
+        let mut got = 0u32;
         {
             let mut r = rx.receive(o.batch);
             while let Some(desc) = r.read() {
@@ -654,14 +682,13 @@ fn rx_thread(
                     // chunk's next use cannot leave this one behind.
                     unsafe { std::ptr::write_unaligned(base.add(addr - 8) as *mut u64, 0) };
                 }
-                refill.push(chunk);
+                returns.push(chunk);
+                got += 1;
             }
             r.release();
         }
-        if !refill.is_empty() {
-            let mut f = device.fill(refill.len() as u32);
-            f.insert(refill.iter().copied());
-            f.commit();
+        if got > 0 {
+            refill(&mut device, &mut returns);
             empty = 0;
         } else {
             empty += 1;
@@ -673,7 +700,7 @@ fn rx_thread(
             last_stats = Instant::now();
             report_stats(&user, zc, sink.as_mut());
         }
-        if refill.is_empty() {
+        if got == 0 {
             if stop.load(Ordering::Relaxed) {
                 // Detached: drain what is left for a short while, then end.
                 let since = *stopping_since.get_or_insert_with(Instant::now);
@@ -729,6 +756,50 @@ mod tests {
         // Zero-copy: rx_dropped never includes them; a count read mid-update never goes negative.
         assert_eq!(queue_stats(5, 0, 0, 3, true).rx_dropped, 5);
         assert_eq!(queue_stats(2, 0, 0, 3, false).rx_dropped, 0);
+    }
+
+    /// A fill ring as xdpilone reserves room on it: from a cached count of free slots, refreshed
+    /// from the kernel's (`free`) only when the cached count is used up.
+    struct Ring {
+        placed: Vec<u64>,
+        cached: usize,
+        free: usize,
+    }
+
+    impl Ring {
+        fn put(&mut self, chunks: &[u64]) -> usize {
+            if self.cached == 0 {
+                self.cached = self.free;
+            }
+            let n = chunks.len().min(self.cached);
+            self.placed.extend_from_slice(&chunks[..n]);
+            (self.cached, self.free) = (self.cached - n, self.free - n);
+            n
+        }
+    }
+
+    #[test]
+    fn every_chunk_goes_back_on_the_fill_ring_or_waits_for_room() {
+        // The cached view says 3 slots are free where the kernel has since freed 10: all 8 chunks
+        // are placed, in one call.
+        let mut ring = Ring {
+            placed: vec![],
+            cached: 3,
+            free: 10,
+        };
+        let mut chunks: Vec<u64> = (0..8).map(|i| i * 4096).collect();
+        give_back(&mut chunks, |c| ring.put(c));
+        assert_eq!(ring.placed, (0..8).map(|i| i * 4096).collect::<Vec<_>>());
+        assert!(chunks.is_empty());
+        // Room for 2 of 5: the other 3 wait, in order, and go first once there is room again.
+        let mut chunks: Vec<u64> = (10..15).collect();
+        give_back(&mut chunks, |c| ring.put(c));
+        assert_eq!(chunks, [12, 13, 14]);
+        ring.free = 4;
+        chunks.push(15);
+        give_back(&mut chunks, |c| ring.put(c));
+        assert_eq!(&ring.placed[8..], [10, 11, 12, 13, 14, 15]);
+        assert!(chunks.is_empty());
     }
 
     #[test]
