@@ -7,7 +7,10 @@
 # libndpi-bin), `tshark -q -z io,phs` and `tcpdump -r FILE -w /dev/null` (the cost of merely reading
 # it): RUNS rounds of every tool in turn, each tool's median wall-clock time, packets/s, and ratios
 # against spanwatch with one worker (with the median and range of the rounds' own ratios). Writes a Markdown
-# table to stdout (bench/RESULTS.md keeps the last one).
+# table to stdout (bench/RESULTS.md keeps the last one). Each round starts with bench `cpu-distance`
+# (a cache line's round trip between CPUs 0 and 1): on this VM it jumps several-fold while the host
+# runs the two vCPUs on cores that share no cache, which slows spanwatch's two threads and not the
+# one-thread tools; each scenario's table is followed by its rounds' round trips.
 # FORMAT=pcapng: the same scenarios written as pcapng (`gen --pcapng plain`).
 #   usage: [SCENARIOS="mix …"] [FORMAT=pcapng] bench/scripts/harness.sh [PACKETS]      (RUNS=5 by default)
 set -euo pipefail
@@ -24,9 +27,6 @@ timeit() { local s e; s=$EPOCHREALTIME; "$@" >/dev/null 2>&1; e=$EPOCHREALTIME; 
 echo "Machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); $(date -u +%F)."
 echo "Versions: spanwatch $($BIN/spanwatch --version | awk '{print $2}'), ndpiReader $(dpkg-query -W -f='${Version}' libndpi-bin 2>/dev/null), $(tshark --version | head -1), $(tcpdump --version 2>&1 | head -1)."
 echo "Runs: $RUNS rounds, each running every tool once in turn (so a noisy spell of the machine falls on all of them), files in the page cache; seconds are each tool's median; the last column is the ratio of medians and, in brackets, the median, lowest and highest of the rounds' own ratios."
-echo
-echo "| file | packets | tool | seconds | packets/s | spanwatch-1w ÷ tool (time) |"
-echo "|---|---|---|---|---|---|"
 TOOLS="spanwatch-1w spanwatch-2w spanwatch-1w-seq spanwatch-1w-huge spanwatch-1w-4k spanwatch-1w-nopf ndpiReader tshark-phs tcpdump-read"
 case ${FORMAT:-pcap} in
   pcap) EXT=pcap; NG=() ;;
@@ -39,7 +39,9 @@ for sc in ${SCENARIOS:-mix udp-flood syn-flood elephant}; do
   pk=$(capinfos -c -M "$f" 2>/dev/null | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
   cat "$f" >/dev/null
   declare -A times=()
+  far=()
   for round in $(seq "$RUNS"); do
+    far+=("$("$BIN/cpu-distance" 0 1 2>/dev/null || echo -)")
     for tool in $TOOLS; do
       case $tool in
         spanwatch-1w) cmd=("$BIN/spanwatch" read --workers 1 "$f") ;;
@@ -58,6 +60,9 @@ for sc in ${SCENARIOS:-mix udp-flood syn-flood elephant}; do
     done
   done
   base=$(echo ${times[spanwatch-1w]} | tr ' ' '\n' | median)
+  echo
+  echo "| file | packets | tool | seconds | packets/s | spanwatch-1w ÷ tool (time) |"
+  echo "|---|---|---|---|---|---|"
   for tool in $TOOLS; do
     t=$(echo ${times[$tool]} | tr ' ' '\n' | median)
     # Per-round ratios, for the rounds both ran in (tshark's are its first rounds).
@@ -66,5 +71,7 @@ for sc in ${SCENARIOS:-mix udp-flood syn-flood elephant}; do
       awk '{ r[NR] = $1 } END { printf "median %.3f, %.3f–%.3f", r[int((NR + 1) / 2)], r[1], r[NR] }')
     printf '| %s | %s | %s | %.3f | %.0f | %.3f (%s) |\n' "$sc" "$pk" "$tool" "$t" "$(echo "$pk / $t" | bc -l)" "$(echo "$base / $t" | bc -l)" "$range"
   done
+  echo
+  echo "$sc: a cache line's round trip between CPUs 0 and 1 at the start of each round (ns): ${far[*]}."
   unset times
 done

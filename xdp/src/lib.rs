@@ -222,6 +222,21 @@ pub fn mtu(iface: &str) -> Option<u32> {
         .ok()
 }
 
+/// Confines the calling thread to CPU `cpu`; false where the kernel refused (no such CPU, or
+/// one outside the process's cpuset).
+pub fn pin_this_thread(cpu: usize) -> bool {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return false;
+    }
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET (given a CPU below CPU_SETSIZE, checked above)
+    // and sched_setaffinity only touch it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
 /// The largest MTU whose frames fit a UMEM frame after the kernel's XDP headroom and tailroom.
 fn max_mtu(frame_size: u32) -> u32 {
     frame_size - 512
@@ -553,12 +568,7 @@ fn rx_thread(
     mut sink: Box<dyn Sink>,
 ) {
     if let Some(cpu) = cpu {
-        // SAFETY: a zeroed cpu_set_t is valid; CPU_SET and sched_setaffinity only touch it.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        }
+        pin_this_thread(cpu);
     }
     // As many frames as the fill ring holds: no more can circulate. A frame goes from the fill
     // ring to the RX ring, is copied out by this thread, and goes straight back to the fill ring,
@@ -800,6 +810,20 @@ mod tests {
         give_back(&mut chunks, |c| ring.put(c));
         assert_eq!(&ring.placed[8..], [10, 11, 12, 13, 14, 15]);
         assert!(chunks.is_empty());
+    }
+
+    #[test]
+    fn pinning_to_a_cpu_the_kernel_cannot_have_is_refused() {
+        std::thread::spawn(|| {
+            assert!(!pin_this_thread(libc::CPU_SETSIZE as usize));
+            assert!(!pin_this_thread(usize::MAX));
+            // A CPU this thread may run on is accepted: the one it runs on now.
+            // SAFETY: sched_getcpu takes no arguments and touches no memory of ours.
+            let cpu = unsafe { libc::sched_getcpu() };
+            assert!(cpu >= 0 && pin_this_thread(cpu as usize));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
