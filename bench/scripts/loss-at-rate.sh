@@ -10,6 +10,7 @@
 # veth's 256-entry ring, before any capture hook ("ring": the NAPI thread fell behind), or in the
 # capture path ("capture": AF_PACKET's drops; spanwatch's capture_dropped_total, kernel causes and
 # its worker queue). "analyzed": what tcpdump wrote, what spanwatch's worker processed.
+# The last column names spanwatch's capture losses by reason (`-`: none, or tcpdump).
 # Namespaces and addresses (198.18.9.0/24) are created here and removed on exit.
 #   usage: sudo bench/scripts/loss-at-rate.sh [COUNT] [SIZE] [RATE...]
 #   KEEP=DIR keeps each run's metrics (spanwatch) or summary (tcpdump) there. RECEIVERS="spanwatch"
@@ -51,7 +52,7 @@ pin_napi() {
   local p; p=$(napi_pid) || { echo "loss-at-rate: no NAPI thread for swl1 (threaded NAPI unsupported?)" >&2; exit 1; }
   taskset -pc "$RX_CPU" "$p" >/dev/null; chrt -f -p 50 "$p"
 }
-printf '%-32s %9s %9s %9s %9s %9s %8s %10s %10s\n' receiver offered sent analyzed "lost:ring" "capture" "lost %" "rx ns/pkt" "napi ns"
+printf '%-32s %9s %9s %9s %9s %9s %8s %10s %10s  %s\n' receiver offered sent analyzed "lost:ring" "capture" "lost %" "rx ns/pkt" "napi ns" "capture by reason"
 for pps in $RATES; do
   for rx in ${RECEIVERS:-spanwatch tcpdump}; do
     rm -f /tmp/swl.prom /tmp/swl.td
@@ -79,16 +80,18 @@ for pps in $RATES; do
       qfull=$(awk '/^spanwatch_capture_dropped_total\{reason="queue_full",queue="0"\}/ {print $2}' /tmp/swl.prom)
       got=$((taken - ${qfull:-0}))
       cap=$(awk '/^spanwatch_capture_dropped_total\{.*queue="0"\}/ {s += $2} END {print s + 0}' /tmp/swl.prom)
+      why=$(awk -F'"' '/^spanwatch_capture_dropped_total\{.*queue="0"\}/ {split($NF, v, " "); if (v[2] > 0) {printf "%s%s=%s", sep, $2, v[2]; sep = ","}}' /tmp/swl.prom)
     else
       got=$(awk '/packets captured/ {print $1}' /tmp/swl.td)
       cap=$(awk '/dropped by kernel/ {print $1}' /tmp/swl.td)
+      why=
     fi
     if [ -n "${KEEP:-}" ]; then
       mkdir -p "$KEEP"
       for f in /tmp/swl.prom /tmp/swl.td; do [ ! -f "$f" ] || cp "$f" "$KEEP/$rx-$pps.${f##*.}"; done
     fi
-    printf '%-32s %9s %9s %9s %9s %9s %8.2f %10.0f %10.0f\n' "$label" "$rate" "$sent" "$got" $((sent - (h1 - h0))) "$cap" \
+    printf '%-32s %9s %9s %9s %9s %9s %8.2f %10.0f %10.0f  %s\n' "$label" "$rate" "$sent" "$got" $((sent - (h1 - h0))) "$cap" \
       "$(echo "100 * ($sent - $got) / $sent" | bc -l)" "$(echo "($c1 - $c0) / ($got + 1)" | bc -l)" \
-      "$(echo "($n1 - $n0) / $sent" | bc -l)"
+      "$(echo "($n1 - $n0) / $sent" | bc -l)" "${why:--}"
   done
 done
