@@ -4,8 +4,8 @@
 //! clock and redirects it to its queue's socket. Each queue's rx thread hands frames to a `Sink`
 //! the caller provides; this crate never sees a flow and never imports the analyzer. It is the only
 //! crate with `unsafe` code: mapping the UMEM and reading the frames the kernel hands over, pinning
-//! a thread to a CPU, (`huge`) the global allocator's advice to back large allocations with huge pages, and
-//! (`prefault`) faulting in pages ahead of their first write.
+//! a thread to a CPU, (`huge`) the global allocator's advice to back large allocations with huge
+//! pages, and (`prefault`) faulting in pages ahead of their first write.
 
 use std::ffi::CString;
 use std::num::NonZeroU32;
