@@ -697,8 +697,12 @@ fn rx_thread(
             }
             r.release();
         }
-        if got > 0 {
+        // Also when nothing came: chunks left waiting for room must not wait for frames that only
+        // they could bring.
+        if !returns.is_empty() {
             refill(&mut device, &mut returns);
+        }
+        if got > 0 {
             empty = 0;
         } else {
             empty += 1;
