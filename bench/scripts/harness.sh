@@ -10,7 +10,8 @@
 # table to stdout (bench/RESULTS.md keeps the last one). Each round starts with bench `cpu-distance`
 # (a cache line's round trip between CPUs 0 and 1): on this VM it jumps several-fold while the host
 # runs the two vCPUs on cores that share no cache, which slows spanwatch's two threads and not the
-# one-thread tools; each scenario's table is followed by its rounds' round trips.
+# one-thread tools; each scenario's table is followed by its rounds' round trips, each beside
+# spanwatch-1w's time in that round.
 # FORMAT=pcapng: the same scenarios written as pcapng (`gen --pcapng plain`).
 #   usage: [SCENARIOS="mix …"] [FORMAT=pcapng] bench/scripts/harness.sh [PACKETS]      (RUNS=5 by default)
 set -euo pipefail
@@ -72,6 +73,6 @@ for sc in ${SCENARIOS:-mix udp-flood syn-flood elephant}; do
     printf '| %s | %s | %s | %.3f | %.0f | %.3f (%s) |\n' "$sc" "$pk" "$tool" "$t" "$(echo "$pk / $t" | bc -l)" "$(echo "$base / $t" | bc -l)" "$range"
   done
   echo
-  echo "$sc: a cache line's round trip between CPUs 0 and 1 at the start of each round (ns): ${far[*]}."
+  echo "$sc, round by round: a cache line's round trip between CPUs 0 and 1 at the round's start (ns) / spanwatch-1w's time (s): $(paste -d/ <(printf '%s\n' "${far[@]}") <(echo ${times[spanwatch-1w]} | tr ' ' '\n' | awk '{printf "%.4f\n", $1}') | tr '\n' ' ' | sed 's/ $//')."
   unset times
 done
