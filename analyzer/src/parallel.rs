@@ -22,7 +22,7 @@ use crate::batch::{Batch, Pkt};
 use crate::decode::{decode, decode_into, Decoded};
 use crate::hash::pick;
 use crate::pipeline::{FileReport, Options, Report};
-use crate::prefault::Prefaulter;
+use crate::prefault::{Prefaulter, Shared};
 use crate::source::pcap::{
     legacy_caplen, legacy_record, legacy_u32, ng_epb_len, ng_if_id, ng_packet, ng_step, ng_u32, Be,
     Iface, Le, Legacy, NgState, NgStep, Order, PcapFile, LEGACY_HEADER, MAX_RECORD, NG_EPB, NG_SPB,
@@ -451,13 +451,16 @@ struct Ctx {
     events: EventSink,
     /// How a thread with nothing to do spins before it sleeps (the `spin` module).
     spin: Spin,
+    /// The workers' requests to have their flow slabs mapped ahead, for whichever thread has
+    /// nothing else to do.
+    prefault: Shared,
 }
 
 impl Ctx {
     /// A block to read or to partition is waiting for whichever thread is free (what every idle
     /// thread's spin watches, beside its own channel).
     fn shared_work(&self) -> bool {
-        !self.reads.is_empty() || !self.todo.is_empty()
+        !self.reads.is_empty() || !self.todo.is_empty() || self.prefault.waiting()
     }
 }
 
@@ -479,6 +482,8 @@ struct Side {
     publish: Arc<metrics::Shared>,
     unpublished: u64,
     spent: Spent,
+    /// What remains of the prefault request this thread is serving (`Shared::serve`).
+    prefault_left: Option<(usize, usize)>,
     /// `read --report`: what this thread counts (packets, bytes, timestamp checks), over capture
     /// time.
     timeline: Option<(Timeline, Collector)>,
@@ -491,6 +496,7 @@ impl Side {
             publish: opts.hub.register(),
             unpublished: 0,
             spent: Spent::new(),
+            prefault_left: None,
             timeline: opts.timeline.clone().map(|c| (c.timeline(), c)),
         }
     }
@@ -512,6 +518,8 @@ struct Spent {
     partition: Duration,
     read: Duration,
     process: Duration,
+    /// Mapping pages ahead of the workers (`Shared`).
+    prefault: Duration,
     blocked: Duration,
     /// Blocks the reader hopped, and of those, how many the reading thread's guess covered.
     blocks: u64,
@@ -528,6 +536,7 @@ impl Spent {
             partition: Duration::ZERO,
             read: Duration::ZERO,
             process: Duration::ZERO,
+            prefault: Duration::ZERO,
             blocked: Duration::ZERO,
             blocks: 0,
             guessed: 0,
@@ -539,9 +548,9 @@ impl Spent {
     fn now(&self) -> Option<Instant> {
         self.start.map(|_| Instant::now())
     }
-    /// Time counted to a task (partitioning, reading, processing) so far.
+    /// Time counted to a task (partitioning, reading, processing, mapping pages) so far.
     fn busy(&self) -> Duration {
-        self.partition + self.read + self.process
+        self.partition + self.read + self.process + self.prefault
     }
     /// Counts the time since `t0` as blocked, less the tasks done meanwhile (`busy0`: `busy()` at
     /// `t0`).
@@ -557,11 +566,12 @@ impl Spent {
         let wall = start.elapsed();
         let other = wall.saturating_sub(self.busy() + self.blocked);
         eprintln!(
-            "thread {name}: wall {:.1} ms, process {:.1}, partition {:.1}, read {:.1}, blocked {:.1}, other {:.1}, page faults {}{}",
+            "thread {name}: wall {:.1} ms, process {:.1}, partition {:.1}, read {:.1}, prefault {:.1}, blocked {:.1}, other {:.1}, page faults {}{}",
             ms(wall),
             ms(self.process),
             ms(self.partition),
             ms(self.read),
+            ms(self.prefault),
             ms(self.blocked),
             ms(other),
             std::fs::read_to_string("/proc/thread-self/stat")
@@ -652,6 +662,7 @@ pub(crate) fn run(
         outs.push(tx);
         ins.push(rx);
     }
+    let (prefault, shared) = Prefaulter::shared();
     let ctx = Arc::new(Ctx {
         todo: todo_rx,
         reads: reads_rx,
@@ -682,10 +693,10 @@ pub(crate) fn run(
         events: opts.events.clone(),
         // The reading thread and the workers.
         spin: Spin::here(n + 1),
+        prefault: shared,
     });
     let per_worker_flows = (opts.max_flows / n).max(1);
     let cfg = Arc::new(opts.cfg.clone());
-    let prefault = Prefaulter::start(n);
     let handles: Vec<_> = ins
         .into_iter()
         .enumerate()
@@ -1777,6 +1788,9 @@ impl Reader<'_> {
                 read_task(t, self.ctx, &mut self.side);
                 continue;
             }
+            if prefault_chunk(self.ctx, &mut self.side, None) {
+                continue;
+            }
             let (t0, busy0) = (self.side.spent.now(), self.side.spent.busy());
             let ctx = self.ctx;
             ctx.spin
@@ -1789,6 +1803,9 @@ impl Reader<'_> {
                 recv(self.ctx.reads) -> t => if let Ok(t) = t { read_task(t, self.ctx, &mut self.side) },
                 recv(self.ctx.todo) -> raw => if let Ok(raw) = raw {
                     partition(raw, self.ctx, &mut self.side)
+                },
+                recv(self.ctx.prefault.requests()) -> r => if let Ok(r) = r {
+                    prefault_chunk(self.ctx, &mut self.side, Some(r));
                 },
             }
             self.side.spent.waited(t0, busy0);
@@ -1861,6 +1878,9 @@ fn take_bufs(ctx: &Ctx, recycle: &Receiver<Bufs>, side: &mut Side) -> Bufs {
             read_task(t, ctx, side);
             continue;
         }
+        if prefault_chunk(ctx, side, None) {
+            continue;
+        }
         let (t0, busy0) = (side.spent.now(), side.spent.busy());
         ctx.spin.until(|| !recycle.is_empty() || ctx.shared_work());
         select! {
@@ -1870,9 +1890,28 @@ fn take_bufs(ctx: &Ctx, recycle: &Receiver<Bufs>, side: &mut Side) -> Bufs {
             },
             recv(ctx.reads) -> t => if let Ok(t) = t { read_task(t, ctx, side) },
             recv(ctx.todo) -> raw => if let Ok(raw) = raw { partition(raw, ctx, side) },
+            recv(ctx.prefault.requests()) -> r => if let Ok(r) = r {
+                prefault_chunk(ctx, side, Some(r));
+            },
         }
         side.spent.waited(t0, busy0);
     }
+}
+
+/// Maps a chunk of the workers' flow slabs ahead of them, from `req` (a request just taken from
+/// the queue), else from what remains of the one this thread is serving, else from the next in
+/// the queue: false where there was nothing to map. For a thread with nothing else to do.
+fn prefault_chunk(ctx: &Ctx, side: &mut Side, req: Option<(usize, usize)>) -> bool {
+    let t0 = side.spent.now();
+    let served = match req {
+        Some(r) => {
+            ctx.prefault.take(r, &mut side.prefault_left);
+            true
+        }
+        None => ctx.prefault.serve(&mut side.prefault_left),
+    };
+    side.spent.prefault += since(t0);
+    served
 }
 
 /// Decodes, checks and shards every record of `raw`, then hands the block to every worker.
@@ -2684,6 +2723,9 @@ fn worker_loop(
             read_task(t, ctx, &mut side);
             continue;
         }
+        if prefault_chunk(ctx, &mut side, None) {
+            continue;
+        }
         let (t0, busy0) = (side.spent.now(), side.spent.busy());
         // Until the reading is over too: then `todo` closes, which a spin does not see.
         ctx.spin.until(|| {
@@ -2697,6 +2739,9 @@ fn worker_loop(
             },
             recv(mine) -> b => if let Ok(b) = b {
                 pending.insert(b.seq, b);
+            },
+            recv(ctx.prefault.requests()) -> r => if let Ok(r) = r {
+                prefault_chunk(ctx, &mut side, Some(r));
             },
         }
         side.spent.waited(t0, busy0);

@@ -2,7 +2,9 @@
 //! slot of its flow slab, whose pages the kernel maps on their first write: one fault for every
 //! 24 new flows, 1.4 µs each on this project's VMs, which under a flood of new flows was half of
 //! a worker's time. Threads of their own (`Prefaulter`, one for every four workers) map those
-//! pages ahead of the workers instead. After each batch a worker's `Ahead` asks them, through a
+//! pages ahead of the workers instead; in a parallel file read (`Prefaulter::shared`) no thread
+//! of its own is started, and the read's threads map them when they have nothing else to do
+//! (`Shared`), a chunk at a time. After each batch a worker's `Ahead` asks them, through a
 //! bounded queue, for the slab's next `STEP` slots whenever fewer than that lie mapped ahead of
 //! the highest one in use (never past what the slab reserved), and for the buckets its flow
 //! index will grow into once they are made (`FlowIndex::spare`, at 3/4 of the index's room). The
@@ -10,7 +12,7 @@
 //! or where the kernel refuses it, a worker takes its faults itself, as before. Nothing waits:
 //! a full queue drops the request.
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, never, Receiver, Sender};
 use std::sync::OnceLock;
 use std::thread::JoinHandle;
 
@@ -37,6 +39,11 @@ const QUEUE: usize = 256;
 /// Workers one prefault thread serves. A thread maps about 750 K pages a second on this
 /// project's VMs, 18 M flows' slots: enough for a few workers' floods, not for sixteen.
 pub const WORKERS_PER_THREAD: usize = 4;
+
+/// Bytes a thread of a read maps at a time when it serves a request itself (64 pages of 4 KiB,
+/// about 90 µs on this project's VMs), so its own next task waits no longer than that. Chunks
+/// end at multiples of it, so each holds whole pages.
+pub const CHUNK: usize = 256 << 10;
 
 /// The prefault threads, and the queue their workers' requests come by.
 pub struct Prefaulter {
@@ -79,6 +86,37 @@ impl Prefaulter {
         }
     }
 
+    /// Starts no thread: the requests wait in `Shared` for whichever thread of a parallel read
+    /// is idle. A thread of its own preempts a worker when every processor has one: on the
+    /// 16-core device 15 workers read the mix 21 % faster this way than with threads of their
+    /// own, the UDP flood 11 %, the SYN flood 6 % (bench/RESULTS.md, session 25). With no
+    /// mapping installed, nothing is asked for.
+    pub fn shared() -> (Prefaulter, Shared) {
+        let none = Prefaulter {
+            tx: None,
+            handles: Vec::new(),
+        };
+        match POPULATE.get() {
+            Some(&populate) => {
+                let (tx, rx) = bounded(QUEUE);
+                (
+                    Prefaulter {
+                        tx: Some(tx),
+                        ..none
+                    },
+                    Shared { rx, populate },
+                )
+            }
+            None => (
+                none,
+                Shared {
+                    rx: never(),
+                    populate: |_, _| true,
+                },
+            ),
+        }
+    }
+
     /// A worker's end of the queue.
     pub fn ahead(&self) -> Ahead {
         Ahead {
@@ -93,6 +131,44 @@ impl Prefaulter {
         for h in self.handles.drain(..) {
             let _ = h.join();
         }
+    }
+}
+
+/// The requests of a parallel read's workers, served by the read's own threads between tasks.
+pub struct Shared {
+    rx: Receiver<(usize, usize)>,
+    populate: Populate,
+}
+
+impl Shared {
+    /// The queue, for an idle thread's wait.
+    pub fn requests(&self) -> &Receiver<(usize, usize)> {
+        &self.rx
+    }
+
+    /// Whether a request waits to be taken.
+    pub fn waiting(&self) -> bool {
+        !self.rx.is_empty()
+    }
+
+    /// Maps the next chunk of `left` (what remains of a request this thread took) or, with
+    /// none, of the next request in the queue: false where there was neither.
+    pub fn serve(&self, left: &mut Option<(usize, usize)>) -> bool {
+        match left.take().or_else(|| self.rx.try_recv().ok()) {
+            Some(req) => {
+                self.take(req, left);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Maps the first chunk of `[addr, addr + len)`, up to the next multiple of `CHUNK`; what
+    /// remains goes to `left`.
+    pub fn take(&self, (addr, len): (usize, usize), left: &mut Option<(usize, usize)>) {
+        let n = len.min((addr / CHUNK + 1) * CHUNK - addr);
+        (self.populate)(addr, n);
+        *left = (len > n).then_some((addr + n, len - n));
     }
 }
 
@@ -149,6 +225,45 @@ mod tests {
     fn record(addr: usize, len: usize) -> bool {
         ASKED.lock().unwrap().push((addr, len));
         true
+    }
+
+    static SERVED: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+
+    fn serve_record(addr: usize, len: usize) -> bool {
+        SERVED.lock().unwrap().push((addr, len));
+        true
+    }
+
+    #[test]
+    fn an_idle_thread_maps_a_request_a_chunk_at_a_time_on_chunk_boundaries() {
+        let (tx, rx) = bounded(4);
+        let shared = Shared {
+            rx,
+            populate: serve_record,
+        };
+        let mut left = None;
+        assert!(!shared.serve(&mut left), "nothing asked");
+        // From 1 KiB below a chunk boundary, 2.5 chunks: the first chunk ends at the boundary.
+        let addr = 7 * CHUNK - 1024;
+        tx.send((addr, 2 * CHUNK + CHUNK / 2)).unwrap();
+        tx.send((1 << 30, 4096)).unwrap();
+        assert!(shared.waiting());
+        let mut n = 0;
+        while shared.serve(&mut left) {
+            n += 1;
+        }
+        assert_eq!(n, 5);
+        assert_eq!(left, None);
+        assert_eq!(
+            *SERVED.lock().unwrap(),
+            [
+                (addr, 1024),
+                (7 * CHUNK, CHUNK),
+                (8 * CHUNK, CHUNK),
+                (9 * CHUNK, CHUNK / 2 - 1024),
+                (1 << 30, 4096),
+            ]
+        );
     }
 
     #[test]
