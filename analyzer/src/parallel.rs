@@ -662,7 +662,7 @@ pub(crate) fn run(
         outs.push(tx);
         ins.push(rx);
     }
-    let (prefault, shared) = Prefaulter::shared();
+    let (prefault, shared) = Prefaulter::new();
     let ctx = Arc::new(Ctx {
         todo: todo_rx,
         reads: reads_rx,
@@ -771,7 +771,6 @@ pub(crate) fn run(
     for h in handles {
         let _ = h.join();
     }
-    prefault.finish();
     for (fr, f) in report.files.iter_mut().zip(&ctx.files) {
         if fr.frames > 0 {
             fr.first_ts = Some(f.first_ts.load(Ordering::SeqCst));

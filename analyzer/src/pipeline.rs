@@ -8,14 +8,14 @@
 use crate::batch::Batch;
 use crate::decode::{decode_into, Decoded};
 use crate::hash::pick;
-use crate::prefault::Prefaulter;
+use crate::prefault::{Prefaulter, Shared};
 use crate::protocols::Config;
 use crate::source::pcap::{PcapFile, ReadError};
 use crate::source::Frame;
 use crate::timeline::{Collector, Timeline};
 use crate::timestamps::{Stamp, TsChecker};
 use crate::worker::Worker;
-use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError, TrySendError};
 use metrics::events::EventSink;
 use metrics::{slot, Counters, DropReason, Hub, Source};
 use std::path::PathBuf;
@@ -48,7 +48,10 @@ pub struct Workers {
     queues: Vec<Sender<Batch>>,
     pool: Receiver<Batch>,
     handles: Vec<JoinHandle<()>>,
+    /// The workers' queue of pages to map ahead (each worker serves it while idle, and so does
+    /// a file's producer while it waits for room in a worker's queue).
     prefault: Prefaulter,
+    shared: Shared,
 }
 
 impl Workers {
@@ -66,7 +69,7 @@ impl Workers {
         }
         let mut queues = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
-        let prefault = Prefaulter::start(n);
+        let (prefault, shared) = Prefaulter::new();
         for w in 0..n {
             let (tx, rx) = bounded::<Batch>(QUEUE);
             queues.push(tx);
@@ -81,10 +84,11 @@ impl Workers {
             .with_timeline(opts.timeline.clone())
             .with_prefault(&prefault);
             let slow = slow_worker_fault();
+            let shared = shared.clone();
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("worker-{w}"))
-                    .spawn(move || worker_loop(&mut worker, rx, pool, slow))
+                    .spawn(move || worker_loop(&mut worker, rx, pool, slow, &shared))
                     .expect("spawn worker thread"),
             );
         }
@@ -93,6 +97,7 @@ impl Workers {
             pool: pool_rx,
             handles,
             prefault,
+            shared,
         }
     }
 
@@ -116,6 +121,8 @@ impl Workers {
             source,
             queue,
             block,
+            prefault: self.shared.clone(),
+            prefault_left: None,
             since_publish: 0,
             timeline: opts.timeline.clone().map(|c| (c.timeline(), c)),
         }
@@ -128,7 +135,8 @@ impl Workers {
         for h in self.handles {
             let _ = h.join();
         }
-        self.prefault.finish();
+        // Held until now, so that the queue an idle worker waits on is never closed under it.
+        drop(self.prefault);
     }
 }
 
@@ -142,13 +150,38 @@ fn slow_worker_fault() -> Option<std::time::Duration> {
         .map(std::time::Duration::from_micros)
 }
 
+/// A worker's thread: its batches as they come; while none waits, the workers' requests to have
+/// pages mapped ahead (`prefault`), a chunk at a time.
 fn worker_loop(
     w: &mut Worker,
     rx: Receiver<Batch>,
     pool: Sender<Batch>,
     slow: Option<std::time::Duration>,
+    prefault: &Shared,
 ) {
-    while let Ok(mut b) = rx.recv() {
+    let mut left = None;
+    loop {
+        let mut b = match rx.try_recv() {
+            Ok(b) => b,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                if prefault.serve(&mut left) {
+                    continue;
+                }
+                select! {
+                    recv(rx) -> b => match b {
+                        Ok(b) => b,
+                        Err(_) => break,
+                    },
+                    recv(prefault.requests()) -> r => {
+                        if let Ok(r) = r {
+                            prefault.take(r, &mut left);
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
         if let Some(d) = slow {
             std::thread::sleep(d);
         }
@@ -173,6 +206,9 @@ pub struct Producer {
     source: Source,
     queue: Option<usize>,
     block: bool,
+    /// Pages to map ahead of the workers, while a blocking producer waits (`send`).
+    prefault: Shared,
+    prefault_left: Option<(usize, usize)>,
     since_publish: u32,
     timeline: Option<(Timeline, Collector)>,
 }
@@ -267,7 +303,7 @@ impl Producer {
         };
         b.now_ns = self.now;
         if self.block {
-            let _ = self.queues[w].send(b);
+            self.send_waiting(w, b);
             return;
         }
         match self.queues[w].try_send(b) {
@@ -280,6 +316,26 @@ impl Producer {
                 );
                 b.clear();
                 self.open[w] = Some(b);
+            }
+        }
+    }
+
+    /// Sends `b` to worker `w`, waiting while its queue is full; meanwhile maps pages ahead of
+    /// the workers (with one worker, that is the producer's idle time: the worker is the slower).
+    fn send_waiting(&mut self, w: usize, mut b: Batch) {
+        loop {
+            match self.queues[w].try_send(b) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Full(back)) => b = back,
+            }
+            if self.prefault.serve(&mut self.prefault_left) {
+                continue;
+            }
+            select! {
+                send(self.queues[w], b) -> _ => return,
+                recv(self.prefault.requests()) -> r => if let Ok(r) = r {
+                    self.prefault.take(r, &mut self.prefault_left);
+                },
             }
         }
     }

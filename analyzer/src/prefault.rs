@@ -1,20 +1,20 @@
 //! Page faults taken off the packet path. A worker writes each new flow's record to the next
 //! slot of its flow slab, whose pages the kernel maps on their first write: one fault for every
 //! 24 new flows, 1.4 µs each on this project's VMs, which under a flood of new flows was half of
-//! a worker's time. Threads of their own (`Prefaulter`, one for every four workers) map those
-//! pages ahead of the workers instead; in a parallel file read (`Prefaulter::shared`) no thread
-//! of its own is started, and the read's threads map them when they have nothing else to do
-//! (`Shared`), a chunk at a time. After each batch a worker's `Ahead` asks them, through a
-//! bounded queue, for the slab's next `STEP` slots whenever fewer than that lie mapped ahead of
-//! the highest one in use (never past what the slab reserved), and for the buckets its flow
-//! index will grow into once they are made (`FlowIndex::spare`, at 3/4 of the index's room). The
-//! mapping itself is the binary's (`install`: the analyzer holds no `unsafe` code); without one,
-//! or where the kernel refuses it, a worker takes its faults itself, as before. Nothing waits:
-//! a full queue drops the request.
+//! a worker's time. After each batch a worker's `Ahead` asks, through a bounded queue, for the
+//! slab's next `STEP` slots whenever fewer than that lie mapped ahead of the highest one in use
+//! (never past what the slab reserved), and for the buckets its flow index will grow into once
+//! they are made (`FlowIndex::spare`, at 3/4 of the index's room). No thread of its own serves
+//! the queue: the threads that feed and run the workers map what it asks when they have nothing
+//! else to do (`Shared`), a chunk at a time, so the mapping only ever takes a processor that
+//! would otherwise idle. (Until session 25 one thread for every four workers did it; with a
+//! thread on every processor already, it preempted them.) The mapping itself is the binary's
+//! (`install`: the analyzer holds no `unsafe` code); without one, or where the kernel refuses
+//! it, or where no thread is idle and the queue fills, a worker takes its faults itself. Nothing
+//! waits: a full queue drops the request.
 
 use crossbeam_channel::{bounded, never, Receiver, Sender};
 use std::sync::OnceLock;
-use std::thread::JoinHandle;
 
 /// Maps the pages of `[addr, addr + len)` writable now, as a first write would, without changing
 /// what they hold; false where that could not be done.
@@ -23,98 +23,51 @@ pub type Populate = fn(addr: usize, len: usize) -> bool;
 static POPULATE: OnceLock<Populate> = OnceLock::new();
 
 /// Gives the analyzer its way of mapping pages ahead of use (once; later calls change nothing).
-/// Until then no prefault thread starts.
+/// Until then nothing is asked for.
 pub fn install(p: Populate) {
     let _ = POPULATE.set(p);
 }
 
-/// Slab slots a request maps: 8 Ki (1.3 MiB of 168-byte records, 336 pages, about 0.5 ms of the
-/// prefault thread's time on this project's VMs, where a worker makes as many flows in a flood in
-/// 0.6 ms). At most two steps lie mapped ahead of a worker's highest slot.
+/// Slab slots a request maps: 8 Ki (1.3 MiB of 168-byte records, 336 pages, about 0.5 ms of a
+/// thread's time on this project's VMs, where a worker makes as many flows in a flood in 0.6 ms).
+/// At most two steps lie mapped ahead of a worker's highest slot.
 pub const STEP: usize = 8192;
 
 /// Requests the queue holds: every worker's next one, several times over.
 const QUEUE: usize = 256;
 
-/// Workers one prefault thread serves. A thread maps about 750 K pages a second on this
-/// project's VMs, 18 M flows' slots: enough for a few workers' floods, not for sixteen.
-pub const WORKERS_PER_THREAD: usize = 4;
-
-/// Bytes a thread of a read maps at a time when it serves a request itself (64 pages of 4 KiB,
-/// about 90 µs on this project's VMs), so its own next task waits no longer than that. Chunks
-/// end at multiples of it, so each holds whole pages.
+/// Bytes an idle thread maps at a time (64 pages of 4 KiB, about 90 µs on this project's VMs),
+/// so its own next task waits no longer than that. Chunks end at multiples of it, so each holds
+/// whole pages.
 pub const CHUNK: usize = 256 << 10;
 
-/// The prefault threads, and the queue their workers' requests come by.
+/// The workers' end of the queue: each worker's `Ahead` comes from it.
 pub struct Prefaulter {
     tx: Option<Sender<(usize, usize)>>,
-    handles: Vec<JoinHandle<()>>,
 }
 
 impl Prefaulter {
-    /// Starts a thread for every `WORKERS_PER_THREAD` of `workers`, with the installed mapping;
-    /// with none installed, starts nothing (each `Ahead` then asks for nothing).
-    pub fn start(workers: usize) -> Prefaulter {
+    /// The queue, with the installed mapping for `Shared` to serve; with none installed, each
+    /// `Ahead` asks for nothing. On the 16-core device, 15 workers read the mix 21 % faster with
+    /// the mapping done by idle threads than with threads of their own, the UDP flood 11 %, the
+    /// SYN flood 6 % (bench/RESULTS.md, session 25).
+    pub fn new() -> (Prefaulter, Shared) {
         match POPULATE.get() {
-            Some(&p) => Prefaulter::with(p, workers.div_ceil(WORKERS_PER_THREAD)),
-            None => Prefaulter {
-                tx: None,
-                handles: Vec::new(),
-            },
-        }
-    }
-
-    /// Starts `threads` threads (at least one) with `populate`, taking requests from one queue.
-    pub fn with(populate: Populate, threads: usize) -> Prefaulter {
-        let (tx, rx) = bounded::<(usize, usize)>(QUEUE);
-        let handles: Vec<_> = (0..threads.max(1))
-            .filter_map(|i| {
-                let rx = rx.clone();
-                std::thread::Builder::new()
-                    .name(format!("prefault-{i}"))
-                    .spawn(move || {
-                        for (addr, len) in rx {
-                            populate(addr, len);
-                        }
-                    })
-                    .ok()
-            })
-            .collect();
-        Prefaulter {
-            tx: (!handles.is_empty()).then_some(tx),
-            handles,
-        }
-    }
-
-    /// Starts no thread: the requests wait in `Shared` for whichever thread of a parallel read
-    /// is idle. A thread of its own preempts a worker when every processor has one: on the
-    /// 16-core device 15 workers read the mix 21 % faster this way than with threads of their
-    /// own, the UDP flood 11 %, the SYN flood 6 % (bench/RESULTS.md, session 25). With no
-    /// mapping installed, nothing is asked for.
-    pub fn shared() -> (Prefaulter, Shared) {
-        let none = Prefaulter {
-            tx: None,
-            handles: Vec::new(),
-        };
-        match POPULATE.get() {
-            Some(&populate) => {
-                let (tx, rx) = bounded(QUEUE);
-                (
-                    Prefaulter {
-                        tx: Some(tx),
-                        ..none
-                    },
-                    Shared { rx, populate },
-                )
-            }
+            Some(&p) => Prefaulter::with(p),
             None => (
-                none,
+                Prefaulter { tx: None },
                 Shared {
                     rx: never(),
                     populate: |_, _| true,
                 },
             ),
         }
+    }
+
+    /// The queue, served with `populate`.
+    pub fn with(populate: Populate) -> (Prefaulter, Shared) {
+        let (tx, rx) = bounded(QUEUE);
+        (Prefaulter { tx: Some(tx) }, Shared { rx, populate })
     }
 
     /// A worker's end of the queue.
@@ -124,17 +77,11 @@ impl Prefaulter {
             asked: 0,
         }
     }
-
-    /// Waits for the threads to finish what they were asked, once every `Ahead` is dropped.
-    pub fn finish(mut self) {
-        drop(self.tx.take());
-        for h in self.handles.drain(..) {
-            let _ = h.join();
-        }
-    }
 }
 
-/// The requests of a parallel read's workers, served by the read's own threads between tasks.
+/// The requests of the workers, served by the threads around them between tasks (each serving
+/// thread holds a clone).
+#[derive(Clone)]
 pub struct Shared {
     rx: Receiver<(usize, usize)>,
     populate: Populate,
@@ -172,7 +119,7 @@ impl Shared {
     }
 }
 
-/// A worker's requests to the prefault thread, and how far into its slab it has asked for.
+/// A worker's requests to have pages mapped ahead, and how far into its slab it has asked for.
 pub struct Ahead {
     tx: Option<Sender<(usize, usize)>>,
     /// Bytes from the slab's start asked for so far.
@@ -220,13 +167,6 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    static ASKED: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
-
-    fn record(addr: usize, len: usize) -> bool {
-        ASKED.lock().unwrap().push((addr, len));
-        true
-    }
-
     static SERVED: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
 
     fn serve_record(addr: usize, len: usize) -> bool {
@@ -268,7 +208,7 @@ mod tests {
 
     #[test]
     fn asks_for_two_steps_ahead_of_the_slots_in_use_and_never_past_the_reservation() {
-        let pf = Prefaulter::with(record, 1);
+        let (pf, shared) = Prefaulter::with(|_, _| true);
         let mut a = pf.ahead();
         let (base, slot) = (1 << 20, 100);
         let reserved = 5 * STEP * slot;
@@ -282,10 +222,8 @@ mod tests {
         // A jump (a batch of many new flows) asks from the slots in use on.
         a.keep(base, 4 * step, reserved, slot);
         a.keep(base, 5 * step, reserved, slot);
-        drop(a);
-        pf.finish();
         assert_eq!(
-            *ASKED.lock().unwrap(),
+            shared.requests().try_iter().collect::<Vec<_>>(),
             [
                 (base, 2 * step),
                 (base + 2 * step, step + slot),

@@ -37,7 +37,7 @@ pub struct Worker {
     timeline: Option<(Timeline, Collector)>,
     /// `SPANWATCH_DEBUG_FLOWS=1`: print each finished flow's 5-tuple and class to stderr (never payload).
     debug_flows: bool,
-    /// Asks the prefault threads to map the flow slab's pages ahead of new flows.
+    /// Asks for the flow slab's pages to be mapped ahead of new flows (`prefault`).
     ahead: Ahead,
 }
 
@@ -92,7 +92,7 @@ impl Worker {
         }
     }
 
-    /// Has the flow slab's pages, and the index's spare buckets, mapped ahead by `pf`'s threads.
+    /// Has the flow slab's pages, and the index's spare buckets, asked for through `pf`'s queue.
     pub fn with_prefault(mut self, pf: &Prefaulter) -> Self {
         self.ahead = pf.ahead();
         // A table for files starts with its index's pages not yet mapped (live: written).
@@ -899,18 +899,11 @@ mod tests {
         assert_eq!((count(&w, other), count(&w, timeout)), (1, 0));
     }
 
-    static MAPPED: std::sync::Mutex<Vec<(usize, usize)>> = std::sync::Mutex::new(Vec::new());
-
-    fn record(addr: usize, len: usize) -> bool {
-        MAPPED.lock().unwrap().push((addr, len));
-        true
-    }
-
-    /// A worker for files has the prefault threads map its index at once, and after its first
-    /// batch the two steps of its slab past the flow it wrote.
+    /// A worker for files asks for its index to be mapped at once, and after its first batch
+    /// for the two steps of its slab past the flow it wrote.
     #[test]
     fn a_worker_has_its_index_and_slab_mapped_ahead() {
-        let pf = Prefaulter::with(record, 1);
+        let (pf, shared) = Prefaulter::with(|_, _| true);
         let mut w = Worker::new(
             100_000,
             Hub::new().register(),
@@ -925,11 +918,9 @@ mod tests {
         w.process(&b);
         let (base, used, reserved) = w.table.slab_span();
         assert_eq!(used, std::mem::size_of::<Flow>());
-        drop(w);
-        pf.finish();
         let step = crate::prefault::STEP * std::mem::size_of::<Flow>();
         assert_eq!(
-            *MAPPED.lock().unwrap(),
+            shared.requests().try_iter().collect::<Vec<_>>(),
             [index, (base + used, (used + 2 * step).min(reserved) - used)]
         );
     }

@@ -1,6 +1,6 @@
 //! Page faults taken ahead of time: `populate_write` asks the kernel to map a range's pages
 //! writable now (`madvise(MADV_POPULATE_WRITE)`, Linux 5.14), as a first write to each would,
-//! without reading or writing them. The analyzer's prefault thread calls it on the part of each
+//! without reading or writing them. The analyzer's idle threads call it on the part of each
 //! worker's flow slab that the worker's next new flows will be written to, so that those faults
 //! (one for every 24 new flows; 1.4 µs each on this project's VMs) are not taken on the packet
 //! path. It lives here, beside the AF_XDP code, because this is the crate that holds the
