@@ -482,8 +482,6 @@ struct Side {
     publish: Arc<metrics::Shared>,
     unpublished: u64,
     spent: Spent,
-    /// What remains of the prefault request this thread is serving (`Shared::serve`).
-    prefault_left: Option<(usize, usize)>,
     /// `read --report`: what this thread counts (packets, bytes, timestamp checks), over capture
     /// time.
     timeline: Option<(Timeline, Collector)>,
@@ -496,7 +494,6 @@ impl Side {
             publish: opts.hub.register(),
             unpublished: 0,
             spent: Spent::new(),
-            prefault_left: None,
             timeline: opts.timeline.clone().map(|c| (c.timeline(), c)),
         }
     }
@@ -1898,16 +1895,16 @@ fn take_bufs(ctx: &Ctx, recycle: &Receiver<Bufs>, side: &mut Side) -> Bufs {
 }
 
 /// Maps a chunk of the workers' flow slabs ahead of them, from `req` (a request just taken from
-/// the queue), else from what remains of the one this thread is serving, else from the next in
-/// the queue: false where there was nothing to map. For a thread with nothing else to do.
+/// the queue), else from the next in the queue: false where there was nothing to map. For a
+/// thread with nothing else to do.
 fn prefault_chunk(ctx: &Ctx, side: &mut Side, req: Option<(usize, usize)>) -> bool {
     let t0 = side.spent.now();
     let served = match req {
         Some(r) => {
-            ctx.prefault.take(r, &mut side.prefault_left);
+            ctx.prefault.take(r);
             true
         }
-        None => ctx.prefault.serve(&mut side.prefault_left),
+        None => ctx.prefault.serve(),
     };
     side.spent.prefault += since(t0);
     served

@@ -122,7 +122,6 @@ impl Workers {
             queue,
             block,
             prefault: self.shared.clone(),
-            prefault_left: None,
             since_publish: 0,
             timeline: opts.timeline.clone().map(|c| (c.timeline(), c)),
         }
@@ -159,13 +158,12 @@ fn worker_loop(
     slow: Option<std::time::Duration>,
     prefault: &Shared,
 ) {
-    let mut left = None;
     loop {
         let mut b = match rx.try_recv() {
             Ok(b) => b,
             Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) => {
-                if prefault.serve(&mut left) {
+                if prefault.serve() {
                     continue;
                 }
                 select! {
@@ -175,7 +173,7 @@ fn worker_loop(
                     },
                     recv(prefault.requests()) -> r => {
                         if let Ok(r) = r {
-                            prefault.take(r, &mut left);
+                            prefault.take(r);
                         }
                         continue;
                     }
@@ -208,7 +206,6 @@ pub struct Producer {
     block: bool,
     /// Pages to map ahead of the workers, while a blocking producer waits (`send`).
     prefault: Shared,
-    prefault_left: Option<(usize, usize)>,
     since_publish: u32,
     timeline: Option<(Timeline, Collector)>,
 }
@@ -328,13 +325,13 @@ impl Producer {
                 Ok(()) | Err(TrySendError::Disconnected(_)) => return,
                 Err(TrySendError::Full(back)) => b = back,
             }
-            if self.prefault.serve(&mut self.prefault_left) {
+            if self.prefault.serve() {
                 continue;
             }
             select! {
                 send(self.queues[w], b) -> _ => return,
                 recv(self.prefault.requests()) -> r => if let Ok(r) = r {
-                    self.prefault.take(r, &mut self.prefault_left);
+                    self.prefault.take(r);
                 },
             }
         }

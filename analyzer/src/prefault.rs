@@ -6,8 +6,9 @@
 //! (never past what the slab reserved), and for the buckets its flow index will grow into once
 //! they are made (`FlowIndex::spare`, at 3/4 of the index's room). No thread of its own serves
 //! the queue: the threads that feed and run the workers map what it asks when they have nothing
-//! else to do (`Shared`), a chunk at a time, so the mapping only ever takes a processor that
-//! would otherwise idle. (Until session 25 one thread for every four workers did it; with a
+//! else to do (`Shared`), a chunk at a time (what remains of a request goes back to the queue
+//! for whichever thread is idle next), so the mapping only ever takes a processor that would
+//! otherwise idle. (Until session 25 one thread for every four workers did it; with a
 //! thread on every processor already, it preempted them.) The mapping itself is the binary's
 //! (`install`: the analyzer holds no `unsafe` code); without one, or where the kernel refuses
 //! it, or where no thread is idle and the queue fills, a worker takes its faults itself. Nothing
@@ -36,10 +37,14 @@ pub const STEP: usize = 8192;
 /// Requests the queue holds: every worker's next one, several times over.
 const QUEUE: usize = 256;
 
-/// Bytes an idle thread maps at a time (64 pages of 4 KiB, about 90 µs on this project's VMs),
+/// Bytes an idle thread maps at a time (8 pages of 4 KiB, about 11 µs on this project's VMs),
 /// so its own next task waits no longer than that. Chunks end at multiples of it, so each holds
-/// whole pages.
-pub const CHUNK: usize = 256 << 10;
+/// whole pages. With 256 KiB chunks the reader thread of a one-worker read, mapping while the
+/// worker drained its blocks, left the worker without blocks: the 500 k mix took 43.0 ms
+/// (median of 61 alternating runs) against 34.8 with 16 KiB and 34.7 with session 24's prefault
+/// thread; 32 KiB was level with that thread on the mix and both floods, 4 KiB 19 % slower on
+/// the UDP flood (a call a page). bench/RESULTS.md, session 25.
+pub const CHUNK: usize = 32 << 10;
 
 /// The workers' end of the queue: each worker's `Ahead` comes from it.
 pub struct Prefaulter {
@@ -57,6 +62,7 @@ impl Prefaulter {
             None => (
                 Prefaulter { tx: None },
                 Shared {
+                    tx: None,
                     rx: never(),
                     populate: |_, _| true,
                 },
@@ -67,7 +73,12 @@ impl Prefaulter {
     /// The queue, served with `populate`.
     pub fn with(populate: Populate) -> (Prefaulter, Shared) {
         let (tx, rx) = bounded(QUEUE);
-        (Prefaulter { tx: Some(tx) }, Shared { rx, populate })
+        let shared = Shared {
+            tx: Some(tx.clone()),
+            rx,
+            populate,
+        };
+        (Prefaulter { tx: Some(tx) }, shared)
     }
 
     /// A worker's end of the queue.
@@ -83,6 +94,8 @@ impl Prefaulter {
 /// thread holds a clone).
 #[derive(Clone)]
 pub struct Shared {
+    /// For what remains of a request after a chunk (None: nothing is ever asked).
+    tx: Option<Sender<(usize, usize)>>,
     rx: Receiver<(usize, usize)>,
     populate: Populate,
 }
@@ -98,24 +111,26 @@ impl Shared {
         !self.rx.is_empty()
     }
 
-    /// Maps the next chunk of `left` (what remains of a request this thread took) or, with
-    /// none, of the next request in the queue: false where there was neither.
-    pub fn serve(&self, left: &mut Option<(usize, usize)>) -> bool {
-        match left.take().or_else(|| self.rx.try_recv().ok()) {
-            Some(req) => {
-                self.take(req, left);
+    /// Maps a chunk of the next request in the queue: false where none waits.
+    pub fn serve(&self) -> bool {
+        match self.rx.try_recv() {
+            Ok(req) => {
+                self.take(req);
                 true
             }
-            None => false,
+            Err(_) => false,
         }
     }
 
-    /// Maps the first chunk of `[addr, addr + len)`, up to the next multiple of `CHUNK`; what
-    /// remains goes to `left`.
-    pub fn take(&self, (addr, len): (usize, usize), left: &mut Option<(usize, usize)>) {
+    /// Maps the first chunk of `[addr, addr + len)`, up to the next multiple of `CHUNK`, and
+    /// puts what remains back in the queue (dropped if the queue is full), so that a thread
+    /// that is busy again does not hold it while another idles.
+    pub fn take(&self, (addr, len): (usize, usize)) {
         let n = len.min((addr / CHUNK + 1) * CHUNK - addr);
         (self.populate)(addr, n);
-        *left = (len > n).then_some((addr + n, len - n));
+        if let (true, Some(tx)) = (len > n, &self.tx) {
+            let _ = tx.try_send((addr + n, len - n));
+        }
     }
 }
 
@@ -178,30 +193,30 @@ mod tests {
     fn an_idle_thread_maps_a_request_a_chunk_at_a_time_on_chunk_boundaries() {
         let (tx, rx) = bounded(4);
         let shared = Shared {
+            tx: Some(tx.clone()),
             rx,
             populate: serve_record,
         };
-        let mut left = None;
-        assert!(!shared.serve(&mut left), "nothing asked");
+        assert!(!shared.serve(), "nothing asked");
         // From 1 KiB below a chunk boundary, 2.5 chunks: the first chunk ends at the boundary.
         let addr = 7 * CHUNK - 1024;
         tx.send((addr, 2 * CHUNK + CHUNK / 2)).unwrap();
         tx.send((1 << 30, 4096)).unwrap();
         assert!(shared.waiting());
         let mut n = 0;
-        while shared.serve(&mut left) {
+        while shared.serve() {
             n += 1;
         }
         assert_eq!(n, 5);
-        assert_eq!(left, None);
+        // What remained of the first request went behind the second.
         assert_eq!(
             *SERVED.lock().unwrap(),
             [
                 (addr, 1024),
+                (1 << 30, 4096),
                 (7 * CHUNK, CHUNK),
                 (8 * CHUNK, CHUNK),
                 (9 * CHUNK, CHUNK / 2 - 1024),
-                (1 << 30, 4096),
             ]
         );
     }
