@@ -460,7 +460,12 @@ impl Ctx {
     /// A block to read or to partition is waiting for whichever thread is free (what every idle
     /// thread's spin watches, beside its own channel).
     fn shared_work(&self) -> bool {
-        !self.reads.is_empty() || !self.todo.is_empty() || self.prefault.waiting()
+        self.blocks_waiting() || self.prefault.waiting()
+    }
+
+    /// A block to read or to partition is waiting.
+    fn blocks_waiting(&self) -> bool {
+        !self.reads.is_empty() || !self.todo.is_empty()
     }
 }
 
@@ -660,6 +665,16 @@ pub(crate) fn run(
         ins.push(rx);
     }
     let (prefault, shared) = Prefaulter::new();
+    // With one worker a thread of its own maps ahead, as before session 25: the read's two
+    // threads are busy by turns, and the reader thread, mapping in its idle moments, left the
+    // worker waiting for blocks (this VM, 500 k mix, 41 alternating runs: 41.8 ms against 32.6
+    // with the thread). With more, whichever thread of the read is idle does: a thread of its
+    // own would take a processor from a worker (bench/RESULTS.md, session 25).
+    let (shared, mapper) = if n == 1 {
+        (Shared::none(), shared.into_thread())
+    } else {
+        (shared, None)
+    };
     let ctx = Arc::new(Ctx {
         todo: todo_rx,
         reads: reads_rx,
@@ -767,6 +782,11 @@ pub(crate) fn run(
     side.spent.print("reader");
     for h in handles {
         let _ = h.join();
+    }
+    // The workers' ends of the queue are gone with them: the mapping thread ends.
+    drop(prefault);
+    if let Some(m) = mapper {
+        let _ = m.join();
     }
     for (fr, f) in report.files.iter_mut().zip(&ctx.files) {
         if fr.frames > 0 {
@@ -1784,7 +1804,9 @@ impl Reader<'_> {
                 read_task(t, self.ctx, &mut self.side);
                 continue;
             }
-            if prefault_chunk(self.ctx, &mut self.side, None) {
+            let (ctx, done) = (self.ctx, &self.done_rx);
+            let idle = || done.is_empty() && !ctx.blocks_waiting();
+            if prefault(ctx, &mut self.side, None, idle) {
                 continue;
             }
             let (t0, busy0) = (self.side.spent.now(), self.side.spent.busy());
@@ -1801,7 +1823,8 @@ impl Reader<'_> {
                     partition(raw, self.ctx, &mut self.side)
                 },
                 recv(self.ctx.prefault.requests()) -> r => if let Ok(r) = r {
-                    prefault_chunk(self.ctx, &mut self.side, Some(r));
+                    let done = &self.done_rx;
+                    prefault(ctx, &mut self.side, Some(r), || done.is_empty() && !ctx.blocks_waiting());
                 },
             }
             self.side.spent.waited(t0, busy0);
@@ -1874,7 +1897,8 @@ fn take_bufs(ctx: &Ctx, recycle: &Receiver<Bufs>, side: &mut Side) -> Bufs {
             read_task(t, ctx, side);
             continue;
         }
-        if prefault_chunk(ctx, side, None) {
+        let idle = || recycle.is_empty() && !ctx.blocks_waiting();
+        if prefault(ctx, side, None, idle) {
             continue;
         }
         let (t0, busy0) = (side.spent.now(), side.spent.busy());
@@ -1887,24 +1911,29 @@ fn take_bufs(ctx: &Ctx, recycle: &Receiver<Bufs>, side: &mut Side) -> Bufs {
             recv(ctx.reads) -> t => if let Ok(t) = t { read_task(t, ctx, side) },
             recv(ctx.todo) -> raw => if let Ok(raw) = raw { partition(raw, ctx, side) },
             recv(ctx.prefault.requests()) -> r => if let Ok(r) = r {
-                prefault_chunk(ctx, side, Some(r));
+                prefault(ctx, side, Some(r), idle);
             },
         }
         side.spent.waited(t0, busy0);
     }
 }
 
-/// Maps a chunk of the workers' flow slabs ahead of them, from `req` (a request just taken from
-/// the queue), else from the next in the queue: false where there was nothing to map. For a
-/// thread with nothing else to do.
-fn prefault_chunk(ctx: &Ctx, side: &mut Side, req: Option<(usize, usize)>) -> bool {
+/// Maps the workers' flow slabs ahead of them, from `req` (a request just taken from the
+/// queue), else from the next in the queue, while `idle` says this thread still has nothing else
+/// to do: false where there was nothing to map. For a thread with nothing else to do.
+fn prefault(
+    ctx: &Ctx,
+    side: &mut Side,
+    req: Option<(usize, usize)>,
+    idle: impl FnMut() -> bool,
+) -> bool {
     let t0 = side.spent.now();
     let served = match req {
         Some(r) => {
-            ctx.prefault.take(r);
+            ctx.prefault.take(r, idle);
             true
         }
-        None => ctx.prefault.serve(),
+        None => ctx.prefault.serve(idle),
     };
     side.spent.prefault += since(t0);
     served
@@ -2719,7 +2748,8 @@ fn worker_loop(
             read_task(t, ctx, &mut side);
             continue;
         }
-        if prefault_chunk(ctx, &mut side, None) {
+        let idle = || mine.is_empty() && !ctx.blocks_waiting();
+        if prefault(ctx, &mut side, None, idle) {
             continue;
         }
         let (t0, busy0) = (side.spent.now(), side.spent.busy());
@@ -2737,7 +2767,7 @@ fn worker_loop(
                 pending.insert(b.seq, b);
             },
             recv(ctx.prefault.requests()) -> r => if let Ok(r) = r {
-                prefault_chunk(ctx, &mut side, Some(r));
+                prefault(ctx, &mut side, Some(r), idle);
             },
         }
         side.spent.waited(t0, busy0);

@@ -163,7 +163,7 @@ fn worker_loop(
             Ok(b) => b,
             Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) => {
-                if prefault.serve() {
+                if prefault.serve(|| rx.is_empty()) {
                     continue;
                 }
                 select! {
@@ -173,7 +173,7 @@ fn worker_loop(
                     },
                     recv(prefault.requests()) -> r => {
                         if let Ok(r) = r {
-                            prefault.take(r);
+                            prefault.take(r, || rx.is_empty());
                         }
                         continue;
                     }
@@ -325,13 +325,14 @@ impl Producer {
                 Ok(()) | Err(TrySendError::Disconnected(_)) => return,
                 Err(TrySendError::Full(back)) => b = back,
             }
-            if self.prefault.serve() {
+            let queue = &self.queues[w];
+            if self.prefault.serve(|| queue.is_full()) {
                 continue;
             }
             select! {
                 send(self.queues[w], b) -> _ => return,
                 recv(self.prefault.requests()) -> r => if let Ok(r) = r {
-                    self.prefault.take(r);
+                    self.prefault.take(r, || queue.is_full());
                 },
             }
         }

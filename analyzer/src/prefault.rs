@@ -6,9 +6,9 @@
 //! (never past what the slab reserved), and for the buckets its flow index will grow into once
 //! they are made (`FlowIndex::spare`, at 3/4 of the index's room). No thread of its own serves
 //! the queue: the threads that feed and run the workers map what it asks when they have nothing
-//! else to do (`Shared`), a chunk at a time (what remains of a request goes back to the queue
-//! for whichever thread is idle next), so the mapping only ever takes a processor that would
-//! otherwise idle. (Until session 25 one thread for every four workers did it; with a
+//! else to do (`Shared`), a chunk at a time until other work comes (what remains of a request
+//! then goes back to the queue for whichever thread idles next), so the mapping only ever takes
+//! a processor that would otherwise idle. (Until session 25 one thread for every four workers did it; with a
 //! thread on every processor already, it preempted them.) The mapping itself is the binary's
 //! (`install`: the analyzer holds no `unsafe` code); without one, or where the kernel refuses
 //! it, or where no thread is idle and the queue fills, a worker takes its faults itself. Nothing
@@ -59,14 +59,7 @@ impl Prefaulter {
     pub fn new() -> (Prefaulter, Shared) {
         match POPULATE.get() {
             Some(&p) => Prefaulter::with(p),
-            None => (
-                Prefaulter { tx: None },
-                Shared {
-                    tx: None,
-                    rx: never(),
-                    populate: |_, _| true,
-                },
-            ),
+            None => (Prefaulter { tx: None }, Shared::none()),
         }
     }
 
@@ -101,6 +94,30 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Nothing to serve (a read whose requests go to a thread of their own, `into_thread`).
+    pub fn none() -> Shared {
+        Shared {
+            tx: None,
+            rx: never(),
+            populate: |_, _| true,
+        }
+    }
+
+    /// Serves the requests on a thread of their own, each mapped whole, until every sender is
+    /// gone; None where nothing is ever asked (no mapping installed).
+    pub fn into_thread(self) -> Option<std::thread::JoinHandle<()>> {
+        self.tx.as_ref()?;
+        let own = Shared { tx: None, ..self };
+        std::thread::Builder::new()
+            .name("prefault".into())
+            .spawn(move || {
+                for req in own.rx.iter() {
+                    own.take(req, || true);
+                }
+            })
+            .ok()
+    }
+
     /// The queue, for an idle thread's wait.
     pub fn requests(&self) -> &Receiver<(usize, usize)> {
         &self.rx
@@ -111,25 +128,32 @@ impl Shared {
         !self.rx.is_empty()
     }
 
-    /// Maps a chunk of the next request in the queue: false where none waits.
-    pub fn serve(&self) -> bool {
+    /// Maps the next request in the queue, a chunk at a time while `idle` says this thread
+    /// still has nothing else to do: false where none waits.
+    pub fn serve(&self, idle: impl FnMut() -> bool) -> bool {
         match self.rx.try_recv() {
             Ok(req) => {
-                self.take(req);
+                self.take(req, idle);
                 true
             }
             Err(_) => false,
         }
     }
 
-    /// Maps the first chunk of `[addr, addr + len)`, up to the next multiple of `CHUNK`, and
-    /// puts what remains back in the queue (dropped if the queue is full), so that a thread
-    /// that is busy again does not hold it while another idles.
-    pub fn take(&self, (addr, len): (usize, usize)) {
-        let n = len.min((addr / CHUNK + 1) * CHUNK - addr);
-        (self.populate)(addr, n);
-        if let (true, Some(tx)) = (len > n, &self.tx) {
-            let _ = tx.try_send((addr + n, len - n));
+    /// Maps `[addr, addr + len)` a chunk at a time (each up to the next multiple of `CHUNK`)
+    /// while `idle` says this thread still has nothing else to do; what remains when it has is
+    /// put back in the queue (dropped if the queue is full) for whichever thread idles next.
+    pub fn take(&self, (mut addr, mut len): (usize, usize), mut idle: impl FnMut() -> bool) {
+        while len > 0 {
+            let n = len.min((addr / CHUNK + 1) * CHUNK - addr);
+            (self.populate)(addr, n);
+            (addr, len) = (addr + n, len - n);
+            if len > 0 && !idle() {
+                if let Some(tx) = &self.tx {
+                    let _ = tx.try_send((addr, len));
+                }
+                return;
+            }
         }
     }
 }
@@ -197,24 +221,25 @@ mod tests {
             rx,
             populate: serve_record,
         };
-        assert!(!shared.serve(), "nothing asked");
+        assert!(!shared.serve(|| true), "nothing asked");
         // From 1 KiB below a chunk boundary, 2.5 chunks: the first chunk ends at the boundary.
         let addr = 7 * CHUNK - 1024;
         tx.send((addr, 2 * CHUNK + CHUNK / 2)).unwrap();
         tx.send((1 << 30, 4096)).unwrap();
         assert!(shared.waiting());
-        let mut n = 0;
-        while shared.serve() {
-            n += 1;
-        }
-        assert_eq!(n, 5);
-        // What remained of the first request went behind the second.
+        // Other work comes after the first request's second chunk: the rest of that request
+        // goes behind the second, and is mapped whole by the next idle thread.
+        let mut idle = [true, false].into_iter();
+        assert!(shared.serve(|| idle.next().unwrap_or(true)));
+        assert!(shared.serve(|| true));
+        assert!(shared.serve(|| true));
+        assert!(!shared.serve(|| true));
         assert_eq!(
             *SERVED.lock().unwrap(),
             [
                 (addr, 1024),
-                (1 << 30, 4096),
                 (7 * CHUNK, CHUNK),
+                (1 << 30, 4096),
                 (8 * CHUNK, CHUNK),
                 (9 * CHUNK, CHUNK / 2 - 1024),
             ]
