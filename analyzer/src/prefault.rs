@@ -4,15 +4,16 @@
 //! a worker's time. After each batch a worker's `Ahead` asks, through a bounded queue, for the
 //! slab's next `STEP` slots whenever fewer than that lie mapped ahead of the highest one in use
 //! (never past what the slab reserved), and for the buckets its flow index will grow into once
-//! they are made (`FlowIndex::spare`, at 3/4 of the index's room). No thread of its own serves
-//! the queue: the threads that feed and run the workers map what it asks when they have nothing
-//! else to do (`Shared`), a chunk at a time until other work comes (what remains of a request
-//! then goes back to the queue for whichever thread idles next), so the mapping only ever takes
-//! a processor that would otherwise idle. (Until session 25 one thread for every four workers did it; with a
-//! thread on every processor already, it preempted them.) The mapping itself is the binary's
-//! (`install`: the analyzer holds no `unsafe` code); without one, or where the kernel refuses
-//! it, or where no thread is idle and the queue fills, a worker takes its faults itself. Nothing
-//! waits: a full queue drops the request.
+//! they are made (`FlowIndex::spare`, at 3/4 of the index's room). The threads that feed and run
+//! the workers map what it asks when they have nothing else to do (`Shared`), a chunk at a time
+//! until other work comes (what remains of a request then goes back to the queue for whichever
+//! thread idles next), so the mapping only takes a processor that would otherwise idle. The one
+//! exception is a parallel file read with one worker, whose two threads are busy by turns: there
+//! a thread of its own maps (`Shared::into_thread`). (Until session 25 one thread for every four
+//! workers did it everywhere; with a thread on every processor already, it preempted them.) The
+//! mapping itself is the binary's (`install`: the analyzer holds no `unsafe` code); without
+//! one, or where the kernel refuses it, or where no thread is idle and the queue fills, a worker
+//! takes its faults itself. Nothing waits: a full queue drops the request.
 
 use crossbeam_channel::{bounded, never, Receiver, Sender};
 use std::sync::OnceLock;
