@@ -40,11 +40,8 @@ const QUEUE: usize = 256;
 
 /// Bytes an idle thread maps at a time (8 pages of 4 KiB, about 11 µs on this project's VMs),
 /// so its own next task waits no longer than that. Chunks end at multiples of it, so each holds
-/// whole pages. With 256 KiB chunks the reader thread of a one-worker read, mapping while the
-/// worker drained its blocks, left the worker without blocks: the 500 k mix took 43.0 ms
-/// (median of 61 alternating runs) against 34.8 with 16 KiB and 34.7 with session 24's prefault
-/// thread; 32 KiB was level with that thread on the mix and both floods, 4 KiB 19 % slower on
-/// the UDP flood (a call a page). bench/RESULTS.md, session 25.
+/// whole pages. (256 KiB chunks made an idle reader thread leave its worker without blocks on
+/// this VM; 4 KiB ones, a call a page, slowed the UDP flood: bench/RESULTS.md, session 25.)
 pub const CHUNK: usize = 32 << 10;
 
 /// The workers' end of the queue: each worker's `Ahead` comes from it.
