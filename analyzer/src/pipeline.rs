@@ -50,7 +50,6 @@ pub struct Workers {
     handles: Vec<JoinHandle<()>>,
     /// The workers' queue of pages to map ahead (each worker serves it while idle, and so does
     /// a file's producer while it waits for room in a worker's queue).
-    prefault: Prefaulter,
     shared: Shared,
 }
 
@@ -96,7 +95,6 @@ impl Workers {
             queues,
             pool: pool_rx,
             handles,
-            prefault,
             shared,
         }
     }
@@ -134,8 +132,6 @@ impl Workers {
         for h in self.handles {
             let _ = h.join();
         }
-        // Held until now, so that the queue an idle worker waits on is never closed under it.
-        drop(self.prefault);
     }
 }
 

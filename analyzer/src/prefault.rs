@@ -85,7 +85,8 @@ impl Prefaulter {
 /// thread holds a clone).
 #[derive(Clone)]
 pub struct Shared {
-    /// For what remains of a request after a chunk (None: nothing is ever asked).
+    /// For what remains of a request after a chunk; it also keeps the queue open for as long as
+    /// a thread may wait on it (None: nothing is ever asked).
     tx: Option<Sender<(usize, usize)>>,
     rx: Receiver<(usize, usize)>,
     populate: Populate,
